@@ -1,0 +1,42 @@
+# Every target bootstraps .venv itself; `make setup` is idempotent and fast when nothing changed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+DEMO_DATA ?= $(or $(EHRPREDICT_MIMIC_DEMO),../shared/data/mimic-iv-demo-2.2)
+OUT ?= out
+
+.PHONY: setup demo test bench lint lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (ehrpredict needs Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: setup
+	@bash scripts/demo.sh "$(DEMO_DATA)" "$(OUT)"
+
+# pytest exit code 5 means no test ran: that is a failure, not a pass.
+test: setup
+	@$(BIN)/python -m pytest -q -n 2 tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: no tests were collected"; exit 1; fi; exit $$status
+
+bench: setup
+	$(BIN)/python bench/bench_ingest.py
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+lock:
+	rm -rf /tmp/ehrpredict-lock && $(PYTHON) -m venv /tmp/ehrpredict-lock
+	/tmp/ehrpredict-lock/bin/pip install --quiet -e '.[dev]'
+	( echo "# Full pinned dependency tree for make setup (core + dev). Regenerate with: make lock"; \
+	  /tmp/ehrpredict-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' ) > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,124 @@
+"""The ``ehrpredict`` command. Each subcommand parses arguments, calls one library function, prints a
+short summary and returns an exit code: 0 success, 1 bad input or data, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ehrpredict import __version__
+from ehrpredict.errors import EhrPredictError
+
+
+def _ingest_mimic4(args: argparse.Namespace) -> int:
+    from ehrpredict.ingest.mimic4 import IngestConfig, default_progress, ingest_mimic4
+
+    config = IngestConfig(
+        seed=args.seed, death_grace_days=args.death_grace_days,
+        subjects_per_shard=args.subjects_per_shard,
+    )
+    start = time.perf_counter()
+    result = ingest_mimic4(
+        args.raw_dir, args.out_dir, config, overwrite=args.overwrite,
+        progress=None if args.quiet else default_progress(),
+    )
+    _print_ingest_summary(result, time.perf_counter() - start, args.quiet)
+    return 0
+
+
+def _ingest_meds(args: argparse.Namespace) -> int:
+    from ehrpredict.ingest.meds_input import normalize_meds
+
+    start = time.perf_counter()
+    result = normalize_meds(args.in_dir, args.out_dir, seed=args.seed, overwrite=args.overwrite)
+    _print_ingest_summary(result, time.perf_counter() - start, args.quiet)
+    return 0
+
+
+def _print_ingest_summary(result: object, seconds: float, quiet: bool) -> None:
+    from ehrpredict.ingest.mimic4 import IngestResult
+    from ehrpredict.ingest.quality import QualityReport
+
+    assert isinstance(result, IngestResult)
+    if result.skipped:
+        print(f"{result.out_dir} is already up to date with this input and settings (nothing to do).")
+    elif not quiet:
+        print(QualityReport.summary_from_json(result.report))
+    print(
+        f"wrote {result.out_dir}: {result.n_subjects:,} subjects, {result.n_events:,} events, "
+        f"{result.n_codes:,} codes, {result.n_quarantined:,} rows quarantined "
+        f"({seconds:.1f} s)\n"
+        f"  data-quality report: {result.out_dir / 'data_quality.json'}\n"
+        f"  quarantined rows:    {result.out_dir / 'quarantine.parquet'}"
+    )
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ehrpredict.dataset import dataset_info
+
+    info = dataset_info(args.dataset)
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2))
+    else:
+        print(info.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ehrpredict", description="Raw EHR → validated clinical risk predictions."
+    )
+    parser.add_argument("--version", action="version", version=f"ehrpredict {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    ingest = sub.add_parser("ingest", help="convert a raw source into a MEDS dataset")
+    sources = ingest.add_subparsers(dest="source")
+    mimic = sources.add_parser("mimic4", help="MIMIC-IV 2.2/3.1 directory (hosp, icu, ed, note)")
+    mimic.add_argument("raw_dir", type=Path, help="directory holding hosp/ and icu/ (ed/, note/ optional)")
+    mimic.add_argument("out_dir", type=Path, help="where the MEDS dataset is written")
+    mimic.add_argument("--death-grace-days", type=float, default=2.0,
+                       help="events later than this after death are quarantined (default 2)")
+    mimic.add_argument("--subjects-per-shard", type=int, default=None,
+                       help="subjects per output shard (default: sized from the input to bound memory)")
+    mimic.set_defaults(handler=_ingest_mimic4)
+    meds_in = sources.add_parser("meds", help="validate and normalize an existing MEDS dataset")
+    meds_in.add_argument("in_dir", type=Path)
+    meds_in.add_argument("out_dir", type=Path)
+    meds_in.set_defaults(handler=_ingest_meds)
+    for p in (mimic, meds_in):
+        p.add_argument("--seed", type=int, default=0, help="seed of the train/tuning/held_out split")
+        p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+        p.add_argument("--quiet", action="store_true", help="no progress display or table summary")
+
+    info = sub.add_parser("info", help="summarize a MEDS dataset")
+    info.add_argument("dataset", type=Path)
+    info.add_argument("--json", action="store_true", help="print a JSON object")
+    info.set_defaults(handler=_info)
+    parser.set_defaults(usage_of=parser)
+    ingest.set_defaults(usage_of=ingest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:  # no (complete) command: usage of the deepest level given
+        args.usage_of.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except EhrPredictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; no partial output was left in place", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

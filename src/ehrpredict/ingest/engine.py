@@ -1,0 +1,298 @@
+"""The streaming engine: apply a :class:`TableSpec` to batches of raw rows.
+
+Each batch yields events for rows that pass every check and quarantine records (with the reason, the
+offending field and the whole raw row) for rows that do not, so every row read is accounted for.
+Memory is bounded by the batch size: files are read as a stream of blocks, never whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ehrpredict import schema as S
+from ehrpredict.errors import DataError, SchemaError
+from ehrpredict.ingest.spec import Check, TableSpec
+
+ROW = "_row"  # 1-based data row number in the source file
+ROW_HASH = "_row_hash"  # hash of the whole raw row, to find exact duplicate rows later
+REASON = "_reason"
+FIELD = "_field"
+# Columns of the subject lookup every non-patient table is checked against.
+BIRTH_FLOOR = "_birth_floor"
+DEATH_LIMIT = "_death_limit"
+KNOWN = "_known_subject"
+
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S")
+END_OF_DAY = pl.duration(hours=23, minutes=59, seconds=59)
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a CSV or gzipped CSV, with a clear error for unreadable files."""
+    try:
+        with _open_text(path) as f:
+            line = f.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: expected a readable CSV file, got an error: {exc}") from exc
+    if not line.strip():
+        raise SchemaError(f"{path}: expected a header row, got an empty file")
+    return next(csv.reader([line]))
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+@dataclass
+class RawBatch:
+    """Raw rows (all strings) with their source row numbers, plus rows the CSV parser rejected."""
+
+    frame: pl.DataFrame
+    malformed: list[tuple[int | None, str]]
+    bytes_read: int
+
+
+def iter_raw_batches(path: Path, block_size: int = 32 << 20) -> Iterator[RawBatch]:
+    """Stream a CSV(.gz) as string-typed batches. Malformed lines are collected, not dropped."""
+    header = read_header(path)
+    malformed: list[tuple[int | None, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append((row.number, row.text))
+        return "skip"
+
+    raw = open(path, "rb")
+    stream = pa.input_stream(raw, compression="gzip" if path.suffix == ".gz" else None)
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        strings_can_be_null=True,
+        null_values=[""],  # MIMIC has real values like "NA"; only empty fields are missing
+        quoted_strings_can_be_null=True,
+    )
+    parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
+    offset = 0
+    try:
+        reader = pacsv.open_csv(
+            stream, read_options=pacsv.ReadOptions(block_size=block_size),
+            parse_options=parse, convert_options=convert,
+        )
+        for record_batch in reader:
+            frame = pl.from_arrow(pa.Table.from_batches([record_batch]))
+            assert isinstance(frame, pl.DataFrame)
+            frame = frame.with_columns(
+                pl.int_range(offset + 1, offset + frame.height + 1, dtype=pl.Int64).alias(ROW)
+            )
+            offset += frame.height
+            yield RawBatch(frame, malformed.copy(), raw.tell())
+            malformed.clear()
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise DataError(f"{path}: expected a well-formed CSV file, got: {exc}") from exc
+    finally:
+        stream.close()
+        raw.close()
+    if malformed:
+        yield RawBatch(pl.DataFrame(), malformed.copy(), raw.tell() if not raw.closed else 0)
+
+
+def require_columns(path: Path, header: list[str], spec: TableSpec) -> None:
+    missing = [c for c in spec.required_columns if c not in header]
+    if missing:
+        raise SchemaError(
+            f"{path}: expected columns {', '.join(missing)} for table {spec.name}, "
+            f"got header [{', '.join(header)}]"
+        )
+
+
+def parse_time_expr(raw: pl.Expr) -> pl.Expr:
+    return pl.coalesce(
+        [raw.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TIME_FORMATS]
+    )
+
+
+def _parse_date(raw: pl.Expr) -> pl.Expr:
+    day = raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    # Accept "2180-08-06" and "2180-08-06 00:00:00" (MIMIC writes date columns both ways).
+    ok = (raw.str.len_chars() == 10) | raw.str.ends_with(" 00:00:00")
+    return pl.when(ok).then(day.cast(pl.Datetime("us")) + END_OF_DAY).otherwise(None)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A batch after parsing and checking: every row with its quarantine reason (null if valid)."""
+
+    frame: pl.DataFrame
+
+
+def parse_batch(
+    spec: TableSpec, raw: pl.DataFrame, subjects: pl.DataFrame | None
+) -> Parsed:
+    """Parse typed fields, run ``prepare``, join the subject lookup and evaluate every check.
+
+    ``subjects`` is None only for the table that defines subjects (patients).
+    """
+    present = set(raw.columns)
+    missing_optional = [c for c in spec.optional_columns if c not in present]
+    frame = raw.with_columns([pl.lit(None, pl.String).alias(c) for c in missing_optional])
+    frame = frame.with_columns(pl.struct(sorted(present - {ROW})).hash(seed=0).alias(ROW_HASH))
+
+    ints = [S.SUBJECT_ID, *spec.integers]
+    ints += [c for c in (spec.hadm_column, spec.stay_column) if c and c not in ints]
+    conversions: list[tuple[str, pl.Expr]] = [
+        *((c, pl.col(c).cast(pl.Int64, strict=False)) for c in ints),
+        *((c, parse_time_expr(pl.col(c))) for c in spec.datetimes),
+        *((c, _parse_date(pl.col(c))) for c in spec.dates),
+        *((c, pl.col(c).cast(pl.Float64, strict=False)) for c in spec.numerics),
+    ]
+    checks: list[Check] = [Check("missing subject_id", pl.col(S.SUBJECT_ID).is_null(), S.SUBJECT_ID)]
+    bad_flags = []
+    for name, parsed in conversions:
+        flag = f"_bad_{name}"
+        bad_flags.append((pl.col(name).is_not_null() & parsed.is_null()).alias(flag))
+        reason = "unparseable time" if name in spec.datetimes or name in spec.dates else (
+            "non-numeric value where one is required" if name in spec.numerics
+            else f"unparseable integer"
+        )
+        if name in spec.numerics and name not in spec.required_numerics:
+            continue  # optional numbers: unparseable ones stay as text (see text_unless_numeric)
+        checks.append(Check(reason, pl.col(flag), name))
+    frame = frame.with_columns(bad_flags).with_columns([e.alias(n) for n, e in conversions])
+    for name in spec.required_numerics:
+        checks.append(
+            Check("missing required numeric value", pl.col(name).is_null() & ~pl.col(f"_bad_{name}"), name)
+        )
+
+    if spec.prepare is not None:
+        frame = spec.prepare(frame)
+    if subjects is not None:
+        frame = frame.join(subjects, on=S.SUBJECT_ID, how="left")
+        checks.append(Check("unknown subject (not in patients)", pl.col(KNOWN).is_null(), S.SUBJECT_ID))
+    checks.extend(spec.checks)
+    for event in spec.events:
+        if event.required and event.time is not None:
+            checks.append(Check(f"missing time for {event.label}", event.time.is_null(), None))
+    if subjects is not None:
+        # Plausibility is judged on when the row happened (its earliest own timestamp: a culture
+        # drawn before death whose result was stored days later is valid), or on its event times
+        # when it has no timestamp of its own (diagnoses are timed at discharge).
+        own = [pl.col(c) for c in (*spec.datetimes, *spec.dates)]
+        times = own or [e.time for e in spec.events if e.time is not None]
+        when = pl.min_horizontal(times)
+        checks.append(Check("event before birth", (when < pl.col(BIRTH_FLOOR)).fill_null(False), None))
+        checks.append(Check("event long after death", (when > pl.col(DEATH_LIMIT)).fill_null(False), None))
+    return Parsed(frame.with_columns(_first_failure(checks)))
+
+
+def _first_failure(checks: list[Check]) -> list[pl.Expr]:
+    reason: pl.Expr = pl.lit(None, pl.String)
+    field: pl.Expr = pl.lit(None, pl.String)
+    for check in reversed(checks):  # build the chain so the first listed check wins
+        failed = check.failed.fill_null(False)
+        reason = pl.when(failed).then(pl.lit(check.reason)).otherwise(reason)
+        field = pl.when(failed).then(pl.lit(check.field, pl.String)).otherwise(field)
+    return [reason.alias(REASON), field.alias(FIELD)]
+
+
+def events_of(spec: TableSpec, valid: pl.DataFrame) -> pl.DataFrame:
+    """The events of rows that passed every check, with row number and hash kept for dedup."""
+    hadm = pl.col(spec.hadm_column) if spec.hadm_column else pl.lit(None, pl.Int64)
+    stay = pl.col(spec.stay_column) if spec.stay_column else pl.lit(None, pl.Int64)
+    parts = []
+    for event in spec.events:
+        keep = pl.lit(True) if event.when is None else event.when.fill_null(False)
+        if event.time is not None:
+            keep = keep & event.time.is_not_null()
+        part = valid.select(
+            pl.col(S.SUBJECT_ID),
+            (event.time if event.time is not None else pl.lit(None)).cast(pl.Datetime("us")).alias(S.TIME),
+            event.code.alias(S.CODE),
+            (event.numeric if event.numeric is not None else pl.lit(None)).cast(pl.Float32).alias(S.NUMERIC_VALUE),
+            (event.text if event.text is not None else pl.lit(None)).cast(pl.String).alias(S.TEXT_VALUE),
+            hadm.cast(pl.Int64).alias(S.HADM_ID),
+            stay.cast(pl.Int64).alias(S.STAY_ID),
+            pl.lit(spec.name).alias(S.TABLE),
+            pl.col(ROW),
+            pl.col(ROW_HASH),
+            keep.alias("_keep"),
+        )
+        parts.append(part.filter(pl.col("_keep")).drop("_keep"))
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame()
+
+
+def quarantine_of(
+    spec: TableSpec, file: str, raw: pl.DataFrame, parsed: Parsed
+) -> pl.DataFrame:
+    """Quarantine records for rows with a reason: the raw value of the failing field and the row."""
+    bad = parsed.frame.filter(pl.col(REASON).is_not_null()).select(ROW, REASON, FIELD)
+    if bad.is_empty():
+        return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
+    columns = [c for c in raw.columns if c != ROW]
+    rows = bad.join(raw, on=ROW, how="left")
+    value = pl.coalesce(
+        [pl.when(pl.col(FIELD) == c).then(pl.col(c)) for c in columns] or [pl.lit(None, pl.String)]
+    )
+    return rows.select(
+        pl.lit(spec.name).alias(S.Q_TABLE),
+        pl.lit(file).alias(S.Q_FILE),
+        pl.col(ROW).alias(S.Q_ROW),
+        pl.col(REASON).alias(S.Q_REASON),
+        pl.col(FIELD).alias(S.Q_FIELD),
+        value.cast(pl.String).alias(S.Q_VALUE),
+        pl.struct(columns).struct.json_encode().alias(S.Q_RECORD),
+    )
+
+
+def malformed_records(spec: TableSpec, file: str, rows: list[tuple[int | None, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            S.Q_TABLE: [spec.name] * len(rows),
+            S.Q_FILE: [file] * len(rows),
+            S.Q_ROW: [n for n, _ in rows],
+            S.Q_REASON: ["malformed CSV row (wrong number of fields)"] * len(rows),
+            S.Q_FIELD: [None] * len(rows),
+            S.Q_VALUE: [None] * len(rows),
+            S.Q_RECORD: [text for _, text in rows],
+        },
+        schema=S.QUARANTINE_SCHEMA,
+    )
+
+
+def duplicate_records(duplicates: pl.DataFrame, tables: dict[str, Any]) -> pl.DataFrame:
+    """Quarantine records for exact duplicate rows found when a shard is finalized."""
+    return duplicates.select(
+        pl.col(S.TABLE).alias(S.Q_TABLE),
+        pl.col(S.TABLE).replace_strict({k: t.file for k, t in tables.items()}, return_dtype=pl.String)
+        .alias(S.Q_FILE),
+        pl.col(ROW).alias(S.Q_ROW),
+        pl.lit("duplicate row").alias(S.Q_REASON),
+        pl.lit(None, pl.String).alias(S.Q_FIELD),
+        pl.format("same fields as row {}", pl.col("kept_row")).alias(S.Q_VALUE),
+        pl.lit(None, pl.String).alias(S.Q_RECORD),
+    )
+
+
+class QuarantineSink:
+    """Appends quarantine records to one Parquet file, creating it even when nothing is quarantined."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._schema = pl.DataFrame(schema=S.QUARANTINE_SCHEMA).to_arrow().schema
+        self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+
+    def write(self, records: pl.DataFrame) -> None:
+        if not records.is_empty():
+            self._writer.write_table(records.select(list(S.QUARANTINE_SCHEMA)).to_arrow().cast(self._schema))
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,426 @@
+"""MIMIC-IV (2.2 / 3.1, with ed and note modules when present) → MEDS 0.4.
+
+    >>> from ehrpredict.ingest.mimic4 import ingest_mimic4, IngestConfig
+    >>> result = ingest_mimic4("mimic-iv-2.2", "out/mimic_meds", IngestConfig(seed=0))  # doctest: +SKIP
+
+Columns are read from each file's header, so version differences (a column renamed or added between
+2.2 and 3.1) are detected rather than assumed: required columns must exist, optional ones are used
+when present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ehrpredict import __version__
+from ehrpredict import schema as S
+from ehrpredict.errors import ConfigError, DataError, SchemaError
+from ehrpredict.ingest import engine as E
+from ehrpredict.ingest.mimic4_tables import (
+    REQUIRED_TABLES,
+    UNMAPPED_TABLES,
+    Lookups,
+    table_specs,
+)
+from ehrpredict.ingest.output import (
+    COMPLETE_MARKER,
+    read_marker,
+    staged_output,
+    validate_dataset,
+    write_json,
+    write_metadata,
+)
+from ehrpredict.ingest.quality import QualityReport, TableReport
+from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_shard
+from ehrpredict.ingest.spec import TableSpec
+from ehrpredict.vocab.codes import build_code_metadata
+from ehrpredict.vocab.dictionaries import load_mimic_dictionaries
+
+MODULES = ("hosp", "icu", "ed", "note")
+# Rough source rows per compressed byte, used only to size shards so memory stays flat.
+ROWS_PER_GZ_BYTE = 1 / 8
+ROWS_PER_CSV_BYTE = 1 / 100
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Settings of one ingestion. Same input + same config → byte-identical output."""
+
+    seed: int = 0
+    death_grace_days: float = 2.0  # events later than this after death are quarantined
+    target_events_per_shard: int = 2_000_000
+    subjects_per_shard: int | None = None  # overrides the estimate from input size
+    block_size: int = 32 << 20  # bytes of CSV per streamed batch
+
+    def __post_init__(self) -> None:
+        if self.death_grace_days < 0:
+            raise ConfigError(f"expected death_grace_days >= 0, got {self.death_grace_days}")
+        if self.target_events_per_shard < 1:
+            raise ConfigError(f"expected target_events_per_shard >= 1, got {self.target_events_per_shard}")
+        if self.subjects_per_shard is not None and self.subjects_per_shard < 1:
+            raise ConfigError(f"expected subjects_per_shard >= 1, got {self.subjects_per_shard}")
+        if self.block_size < 1 << 16:
+            raise ConfigError(f"expected block_size >= 65536 bytes, got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    out_dir: Path
+    n_subjects: int
+    n_events: int
+    n_codes: int
+    n_quarantined: int
+    skipped: bool  # True when OUT_DIR already held this exact result
+    report: dict[str, object]
+
+
+Progress = Callable[[str, int, int], None]  # (table, bytes done, bytes total)
+
+
+def _module_dirs(raw_dir: Path) -> dict[str, Path]:
+    """Find hosp/, icu/, ed/, note/ directly in RAW_DIR or one level below (e.g. mimic-iv-ed-2.2/ed)."""
+    found: dict[str, Path] = {}
+    candidates = [raw_dir, *sorted(p for p in raw_dir.iterdir() if p.is_dir())]
+    for base in candidates:
+        for module in MODULES:
+            if module not in found and (base / module).is_dir():
+                found[module] = base / module
+    return found
+
+
+def discover(raw_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """Map ``module/table`` → file for every CSV found, and list files that are not tables."""
+    if not raw_dir.is_dir():
+        raise DataError(f"expected RAW_DIR to be a MIMIC-IV directory, got a missing path: {raw_dir}")
+    modules = _module_dirs(raw_dir)
+    if "hosp" not in modules:
+        raise DataError(
+            f"expected a MIMIC-IV directory containing hosp/patients.csv.gz, got {raw_dir} "
+            f"(subdirectories: {', '.join(sorted(p.name for p in raw_dir.iterdir() if p.is_dir())) or 'none'})"
+        )
+    tables: dict[str, Path] = {}
+    unrecognized: list[str] = []
+    for module, directory in modules.items():
+        for path in sorted(directory.iterdir()):
+            name = path.name
+            for suffix in (".csv.gz", ".csv"):
+                if name.endswith(suffix):
+                    key = f"{module}/{name[: -len(suffix)]}"
+                    tables.setdefault(key, path)  # .csv.gz wins over .csv
+                    break
+            else:
+                if path.is_file():
+                    unrecognized.append(f"{module}/{name}")
+    return tables, unrecognized
+
+
+def _code_hash() -> str:
+    """Hash of the ingestion and vocabulary code, so a changed mapping never reuses an old output."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*package.glob("ingest/*.py"), *package.glob("vocab/*.py"), package / "schema.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(tables: dict[str, Path], config: IngestConfig) -> str:
+    payload = {
+        "etl_version": __version__,
+        "code": _code_hash(),
+        "config": asdict(config),
+        "files": {k: [p.name, p.stat().st_size] for k, p in sorted(tables.items())},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _check_headers(tables: dict[str, Path], specs: list[TableSpec]) -> dict[str, list[str]]:
+    """Read every mapped table's header; collect all missing-column problems before raising."""
+    missing_required = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing_required:
+        raise DataError(
+            "expected required MIMIC-IV tables "
+            + ", ".join(f"{t}.csv.gz" for t in missing_required)
+            + f", not found under {tables and next(iter(tables.values())).parent.parent}"
+        )
+    headers: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for spec in specs:
+        if spec.name not in tables:
+            continue
+        header = E.read_header(tables[spec.name])
+        headers[spec.name] = header
+        try:
+            E.require_columns(tables[spec.name], header, spec)
+        except SchemaError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SchemaError("\n".join(problems))
+    return headers
+
+
+def _read_whole(path: Path, config: IngestConfig) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+    """Small lookup tables (patients, admissions, edstays) are read fully: they are joined against."""
+    frames, malformed = [], []
+    for batch in E.iter_raw_batches(path, config.block_size):
+        if batch.frame.width:
+            frames.append(batch.frame)
+        malformed.extend(batch.malformed)
+    return (pl.concat(frames, how="vertical") if frames else pl.DataFrame()), malformed
+
+
+class _Run:
+    """State of one ingestion: lookups, writers and the report being filled."""
+
+    def __init__(self, raw_dir: Path, staging: Path, tables: dict[str, Path], config: IngestConfig,
+                 progress: Progress | None) -> None:
+        self.raw_dir = raw_dir
+        self.staging = staging
+        self.tables = tables
+        self.config = config
+        self.progress = progress
+        self.report = QualityReport(source=str(raw_dir))
+        self.quarantine = E.QuarantineSink(staging / S.QUARANTINE_FILE)
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.raw_dir))
+
+    def process(self, spec: TableSpec, raw: pl.DataFrame, malformed: list[tuple[int | None, str]],
+                subjects: pl.DataFrame | None, writer: ShardWriter | None) -> pl.DataFrame:
+        """Check and convert one batch; returns the valid parsed rows (for building lookups)."""
+        file = self.relative(self.tables[spec.name])
+        table = self.report.tables.setdefault(spec.name, TableReport(spec.name, file))
+        table.rows_read += raw.height + len(malformed)
+        if malformed:
+            table.quarantined["malformed CSV row (wrong number of fields)"] += len(malformed)
+            self.quarantine.write(E.malformed_records(spec, file, malformed))
+        if raw.height == 0:
+            return pl.DataFrame()
+        parsed = E.parse_batch(spec, raw, subjects)
+        bad = E.quarantine_of(spec, file, raw, parsed)
+        for reason, n in bad.get_column(S.Q_REASON).value_counts().iter_rows():
+            table.quarantined[reason] += n
+        self.quarantine.write(bad.sort(S.Q_ROW))
+        valid = parsed.frame.filter(pl.col(E.REASON).is_null())
+        if writer is not None:
+            writer.write(E.events_of(spec, valid))
+        return valid
+
+    def stream(self, spec: TableSpec, subjects: pl.DataFrame, writer: ShardWriter) -> None:
+        path = self.tables[spec.name]
+        total = path.stat().st_size
+        for batch in E.iter_raw_batches(path, self.config.block_size):
+            self.process(spec, batch.frame, batch.malformed, subjects, writer)
+            if self.progress:
+                self.progress(spec.name, batch.bytes_read, total)
+
+
+def _subjects_lookup(patients: pl.DataFrame, grace_days: float) -> pl.DataFrame:
+    """Per subject: the earliest plausible birth (None when age is grouped) and the latest plausible
+    event time (death + grace). Ages of 89 and above are grouped in MIMIC (anchor_age 91), so their
+    true birth year is unknown and no before-birth check applies."""
+    floor_year = pl.col("anchor_year") - pl.col("anchor_age") - 1
+    return patients.select(
+        pl.col(S.SUBJECT_ID),
+        pl.when(pl.col("anchor_age") < 89).then(pl.datetime(floor_year.cast(pl.Int32), 1, 1))
+        .otherwise(None).cast(pl.Datetime("us")).alias(E.BIRTH_FLOOR),
+        (pl.col("death") + pl.duration(seconds=round(grace_days * 86400))).cast(pl.Datetime("us"))
+        .alias(E.DEATH_LIMIT),
+        pl.lit(True).alias(E.KNOWN),
+    )
+
+
+def _death_times(admissions_raw: pl.DataFrame) -> pl.DataFrame:
+    """Latest recorded in-hospital death time per subject (unparseable ones are quarantined later)."""
+    if "deathtime" not in admissions_raw.columns:
+        return pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, "deathtime": pl.Datetime("us")})
+    return (
+        admissions_raw.select(
+            pl.col(S.SUBJECT_ID).cast(pl.Int64, strict=False),
+            E.parse_time_expr(pl.col("deathtime")).alias("deathtime"),
+        )
+        .drop_nulls()
+        .group_by(S.SUBJECT_ID)
+        .agg(pl.col("deathtime").max())
+    )
+
+
+def _subjects_per_shard(tables: dict[str, Path], n_subjects: int, config: IngestConfig) -> int:
+    if config.subjects_per_shard is not None:
+        return config.subjects_per_shard
+    est_rows = sum(
+        p.stat().st_size * (ROWS_PER_GZ_BYTE if p.suffix == ".gz" else ROWS_PER_CSV_BYTE)
+        for p in tables.values()
+    )
+    per_subject = max(est_rows / max(n_subjects, 1), 1.0)
+    return max(1, math.floor(config.target_events_per_shard / per_subject))
+
+
+def ingest_mimic4(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    config: IngestConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Convert a MIMIC-IV directory into a MEDS dataset at ``out_dir``; see the module docstring."""
+    config = config or IngestConfig()
+    raw_dir, out_dir = Path(raw_dir).absolute(), Path(out_dir).absolute()
+    tables, unrecognized = discover(raw_dir)
+    fingerprint = _fingerprint(tables, config)
+    marker = read_marker(out_dir)
+    if marker is not None and marker.get("fingerprint") == fingerprint:
+        report = json.loads((out_dir / S.QUALITY_REPORT_FILE).read_text())
+        return _result(out_dir, report, skipped=True)
+
+    empty = Lookups(
+        admissions=pl.DataFrame(schema={S.HADM_ID: pl.Int64, "dischtime": pl.Datetime("us")}),
+        edstays=pl.DataFrame(schema={S.STAY_ID: pl.Int64, "ed_intime": pl.Datetime("us"),
+                                     "ed_outtime": pl.Datetime("us")}),
+        death_times=pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, "deathtime": pl.Datetime("us")}),
+    )
+    _check_headers(tables, table_specs(empty))
+    with staged_output(out_dir, overwrite=overwrite) as staging:
+        report = _ingest_into(raw_dir, staging, tables, unrecognized, config, progress)
+        write_json(staging / COMPLETE_MARKER, {"fingerprint": fingerprint, "etl_version": __version__})
+    return _result(out_dir, report, skipped=False)
+
+
+def _result(out_dir: Path, report: dict[str, object], skipped: bool) -> IngestResult:
+    totals = report["totals"]
+    assert isinstance(totals, dict)
+    codes = pq.read_metadata(out_dir / S.CODES_FILE).num_rows
+    return IngestResult(
+        out_dir=out_dir,
+        n_subjects=int(report["n_subjects"]),  # type: ignore[call-overload]
+        n_events=int(report["n_events"]),  # type: ignore[call-overload]
+        n_codes=codes,
+        n_quarantined=int(totals["rows_quarantined"]),
+        skipped=skipped,
+        report=report,
+    )
+
+
+def _ingest_into(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
+                 config: IngestConfig, progress: Progress | None) -> dict[str, object]:
+    admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
+    edstays_raw, edstays_bad = (
+        _read_whole(tables["ed/edstays"], config) if "ed/edstays" in tables else (None, [])
+    )
+    # Patients first: they define the subjects every other table is checked against.
+    lookups = Lookups(
+        admissions=pl.DataFrame(schema={S.HADM_ID: pl.Int64, "dischtime": pl.Datetime("us")}),
+        edstays=pl.DataFrame(schema={S.STAY_ID: pl.Int64, "ed_intime": pl.Datetime("us"),
+                                     "ed_outtime": pl.Datetime("us")}),
+        death_times=_death_times(admissions_raw),
+    )
+    specs = {s.name: s for s in table_specs(lookups)}
+    run = _Run(raw_dir, staging, tables, config, progress)
+    patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config)
+    patients = run.process(specs["hosp/patients"], patients_raw, patients_bad, None, None)
+    subjects = _subjects_lookup(patients, config.death_grace_days)
+    splits = assign_splits(patients.get_column(S.SUBJECT_ID).to_list(), config.seed)
+    layout = ShardLayout.plan(splits, _subjects_per_shard(tables, patients.height, config))
+    writer = ShardWriter(staging / "_intermediate", layout)
+    writer.write(E.events_of(specs["hosp/patients"], patients))
+
+    admissions = run.process(specs["hosp/admissions"], admissions_raw, admissions_bad, subjects, writer)
+    lookups = Lookups(
+        admissions=admissions.select(S.HADM_ID, "dischtime").unique(S.HADM_ID, keep="first"),
+        edstays=lookups.edstays,
+        death_times=lookups.death_times,
+    )
+    if edstays_raw is not None:
+        edstays = run.process(specs["ed/edstays"], edstays_raw, edstays_bad, subjects, writer)
+        lookups = Lookups(
+            admissions=lookups.admissions,
+            edstays=edstays.select(
+                S.STAY_ID, pl.col("intime").alias("ed_intime"), pl.col("outtime").alias("ed_outtime")
+            ).unique(S.STAY_ID, keep="first"),
+            death_times=lookups.death_times,
+        )
+    done = {"hosp/patients", "hosp/admissions", "ed/edstays"}
+    for spec in table_specs(lookups):
+        if spec.name in tables and spec.name not in done:
+            run.stream(spec, subjects, writer)
+    writer.close()
+
+    report = run.report
+    report.missing_optional_tables = [s.name for s in table_specs(lookups) if s.name not in tables]
+    report.not_mapped = {u.name: u.reason for u in UNMAPPED_TABLES if u.name in tables}
+    known = {s.name for s in table_specs(lookups)} | set(report.not_mapped)
+    report.unrecognized_files = unrecognized + sorted(t for t in tables if t not in known)
+    code_counts = _finalize(staging, writer, layout, run)
+    report.n_subjects = patients.height
+    report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
+    run.quarantine.close()
+
+    codes = build_code_metadata(code_counts, load_mimic_dictionaries(tables))
+    write_metadata(
+        staging, dataset_name="MIMIC-IV", dataset_version=_version_hint(raw_dir), splits=splits,
+        codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed}},
+    )
+    validate_dataset(staging)
+    payload = report.to_json()
+    write_json(staging / S.QUALITY_REPORT_FILE, payload)
+    return payload
+
+
+def _finalize(staging: Path, writer: ShardWriter, layout: ShardLayout, run: _Run) -> pl.DataFrame:
+    counts = []
+    for shard, name in enumerate(layout.names):
+        result = finalize_shard(writer.path(shard), staging / S.DATA_DIR / f"{name}.parquet")
+        counts.append(result.code_counts)
+        for table, n in result.table_counts.iter_rows():
+            run.report.tables[table].events_written += n
+        if not result.duplicates.is_empty():
+            run.quarantine.write(E.duplicate_records(result.duplicates, run.report.tables))
+            for table, n in result.duplicates.get_column(S.TABLE).value_counts().iter_rows():
+                run.report.tables[table].quarantined["duplicate row"] += n
+        if run.progress:
+            run.progress("writing shards", shard + 1, len(layout.names))
+    shutil.rmtree(writer.directory, ignore_errors=True)
+    return (
+        pl.concat(counts).group_by(S.CODE).agg(pl.col(S.CODE_COUNT).sum()).sort(S.CODE)
+        if counts else pl.DataFrame(schema={S.CODE: pl.String, S.CODE_COUNT: pl.Int64})
+    )
+
+
+def _version_hint(raw_dir: Path) -> str:
+    """MIMIC-IV version from the directory name when it says one (mimic-iv-3.1), else "unknown"."""
+    for part in reversed(raw_dir.parts):
+        for version in ("3.1", "3.0", "2.2", "2.1", "2.0"):
+            if version in part:
+                return version
+    return "unknown"
+
+
+def default_progress() -> Progress:
+    """A tqdm progress display on stderr, one bar per table."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[table] = tqdm(
+                total=total, desc=f"{table:<24}", unit="B" if table != "writing shards" else " shard",
+                unit_scale=table != "writing shards", file=sys.stderr, leave=False,
+            )
+        bar.n = done
+        bar.refresh()
+
+    return update

@@ -1,0 +1,145 @@
+"""Patient-level splits, shard layout, and the two-phase sharded writer.
+
+Phase 1 streams events of every table into one intermediate Parquet file per output shard (a shard
+holds whole subjects). Phase 2 reads one shard at a time, removes exact duplicate source rows, sorts
+by subject and time and writes ``data/<split>/<n>.parquet``. Peak memory is one batch in phase 1 and
+one shard in phase 2, whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ehrpredict import schema as S
+from ehrpredict.ingest.engine import ROW, ROW_HASH
+
+SHARD = "_shard"
+SPLIT_FRACTIONS = {S.TRAIN: 0.8, S.TUNING: 0.1, S.HELD_OUT: 0.1}
+
+
+def split_of(subject_id: int, seed: int) -> str:
+    """A subject's split from a keyed hash: stable when subjects are added, seeded, no RNG state."""
+    digest = hashlib.sha256(f"{seed}:{subject_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    cumulative = 0.0
+    for name, fraction in SPLIT_FRACTIONS.items():
+        cumulative += fraction
+        if u < cumulative:
+            return name
+    return S.HELD_OUT
+
+
+def assign_splits(subject_ids: list[int], seed: int) -> pl.DataFrame:
+    """``subject_id, split`` for every subject, sorted by subject_id."""
+    ids = sorted(set(subject_ids))
+    return pl.DataFrame(
+        {S.SUBJECT_ID: ids, S.SPLIT: [split_of(s, seed) for s in ids]},
+        schema={S.SUBJECT_ID: pl.Int64, S.SPLIT: pl.String},
+    )
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """Which output shard each subject goes to. Shard k is written as ``data/<split>/<index>.parquet``."""
+
+    assignment: pl.DataFrame  # subject_id, _shard (global shard number)
+    names: tuple[str, ...]  # relative path of each global shard, e.g. "train/0"
+
+    @classmethod
+    def plan(cls, splits: pl.DataFrame, subjects_per_shard: int) -> ShardLayout:
+        names: list[str] = []
+        parts = []
+        for split in S.SPLITS:
+            ids = splits.filter(pl.col(S.SPLIT) == split).get_column(S.SUBJECT_ID).sort()
+            if ids.is_empty():
+                continue
+            n_shards = max(1, math.ceil(len(ids) / subjects_per_shard))
+            base = len(names)
+            names.extend(f"{split}/{i}" for i in range(n_shards))
+            # Contiguous, balanced runs of subject ids, so each shard covers an id range.
+            rank = pl.int_range(0, len(ids), dtype=pl.Int64)
+            parts.append(
+                pl.DataFrame({S.SUBJECT_ID: ids}).with_columns(
+                    (pl.lit(base) + rank * n_shards // len(ids)).cast(pl.Int32).alias(SHARD)
+                )
+            )
+        assignment = pl.concat(parts) if parts else pl.DataFrame(
+            schema={S.SUBJECT_ID: pl.Int64, SHARD: pl.Int32}
+        )
+        return cls(assignment, tuple(names))
+
+
+INTERMEDIATE_SCHEMA = pa.schema(
+    [*(pa.field(f.name, f.type) for f in S.EVENT_ARROW_SCHEMA), pa.field(ROW, pa.int64()),
+     pa.field(ROW_HASH, pa.uint64())]
+)
+
+
+class ShardWriter:
+    """Phase 1: appends events to one intermediate Parquet file per shard."""
+
+    def __init__(self, directory: Path, layout: ShardLayout) -> None:
+        self.directory = directory
+        self.layout = layout
+        self._writers: dict[int, pq.ParquetWriter] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, shard: int) -> Path:
+        return self.directory / f"shard-{shard:05d}.parquet"
+
+    def write(self, events: pl.DataFrame) -> None:
+        if events.is_empty():
+            return
+        tagged = events.join(self.layout.assignment, on=S.SUBJECT_ID, how="inner")
+        for (shard,), part in tagged.partition_by(SHARD, as_dict=True).items():
+            writer = self._writers.get(int(shard))
+            if writer is None:
+                writer = pq.ParquetWriter(self.path(int(shard)), INTERMEDIATE_SCHEMA, compression="lz4")
+                self._writers[int(shard)] = writer
+            table = part.drop(SHARD).to_arrow().cast(INTERMEDIATE_SCHEMA)
+            writer.write_table(table)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    name: str
+    n_events: int
+    code_counts: pl.DataFrame  # code, n_events
+    table_counts: pl.DataFrame  # table, n_events
+    duplicates: pl.DataFrame  # table, row, kept_row
+
+
+def finalize_shard(intermediate: Path, out_file: Path) -> ShardResult:
+    """Phase 2 for one shard: drop exact duplicate source rows, sort, write the MEDS shard."""
+    source = pq.read_table(intermediate) if intermediate.exists() else INTERMEDIATE_SCHEMA.empty_table()
+    events = pl.DataFrame(pl.from_arrow(source))
+    # A duplicate row is a later source row of the same table whose raw fields all equal an earlier
+    # one (same hash and same subject). Its events are removed and the row is quarantined.
+    rows = events.select(S.TABLE, S.SUBJECT_ID, ROW_HASH, ROW).unique()
+    rows = rows.with_columns(pl.col(ROW).min().over(S.TABLE, S.SUBJECT_ID, ROW_HASH).alias("_kept"))
+    duplicates = rows.filter(pl.col(ROW) != pl.col("_kept")).select(
+        S.TABLE, ROW, pl.col("_kept").alias("kept_row")
+    ).sort(S.TABLE, ROW)
+    if not duplicates.is_empty():
+        events = events.join(duplicates.select(S.TABLE, ROW), on=[S.TABLE, ROW], how="anti")
+    events = events.drop(ROW, ROW_HASH).sort(
+        [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.TEXT_VALUE, S.TABLE, S.HADM_ID, S.STAY_ID],
+        nulls_last=[False, False, False, True, True, False, True, True],
+    )
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(events.to_arrow().cast(S.EVENT_ARROW_SCHEMA), out_file, compression="zstd")
+    counts = events.group_by(S.CODE).agg(pl.len().cast(pl.Int64).alias(S.CODE_COUNT))
+    tables = events.group_by(S.TABLE).agg(pl.len().cast(pl.Int64).alias(S.CODE_COUNT))
+    return ShardResult(out_file.stem, events.height, counts, tables, duplicates)

@@ -1,0 +1,92 @@
+"""Declarative mapping of a source table to MEDS events.
+
+A :class:`TableSpec` says which columns a source table must have, how its text fields are parsed
+(times, date-only fields, numbers) and which events each row produces. The streaming engine
+(:mod:`ehrpredict.ingest.engine`) applies a spec to batches of rows; a spec never reads files itself.
+
+Every column arrives as a string. Parsing replaces a column by its typed value under the same name,
+and the engine compares raw and parsed values to find fields that were present but unparseable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+# A hook that adds derived columns (for example a join against admissions to get the discharge time)
+# to a parsed batch. It must keep every row: rows that cannot be completed get nulls, and a check
+# (see `Check`) turns those into quarantine reasons.
+Prepare = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A row-level validity rule: rows where ``failed`` is true are quarantined with ``reason``."""
+
+    reason: str
+    failed: pl.Expr
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event produced by each row (or by the rows where ``when`` holds).
+
+    ``required`` events must have a time; a row whose required event has none is quarantined.
+    Optional events with a null time are simply absent (an empty ``deathtime`` is not a death).
+    ``static`` events have no time by design (sex) and are kept with a null time.
+    """
+
+    code: pl.Expr
+    time: pl.Expr | None
+    numeric: pl.Expr | None = None
+    text: pl.Expr | None = None
+    when: pl.Expr | None = None
+    required: bool = False
+    label: str = "event"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one source table becomes events. ``name`` is ``module/table``, e.g. ``hosp/labevents``."""
+
+    name: str
+    required_columns: tuple[str, ...]
+    events: tuple[EventSpec, ...]
+    optional_columns: tuple[str, ...] = ()
+    datetimes: tuple[str, ...] = ()
+    # Date-only fields are placed at the end of their day (23:59:59): the fact is known on that day,
+    # but not at which moment, so the end of the day is the earliest time it is certainly known.
+    dates: tuple[str, ...] = ()
+    numerics: tuple[str, ...] = ()
+    required_numerics: tuple[str, ...] = ()
+    integers: tuple[str, ...] = ()
+    hadm_column: str | None = "hadm_id"
+    stay_column: str | None = None
+    prepare: Prepare | None = None
+    checks: tuple[Check, ...] = ()
+    description: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def module(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split("/", 1)[1]
+
+    def columns(self, header: list[str]) -> list[str]:
+        """Columns of ``header`` this spec reads: the required ones and the optional ones present."""
+        wanted = set(self.required_columns) | set(self.optional_columns)
+        return [c for c in header if c in wanted]
+
+
+@dataclass(frozen=True)
+class UnmappedTable:
+    """A known source table that ehrpredict deliberately does not turn into events, and why."""
+
+    name: str
+    reason: str

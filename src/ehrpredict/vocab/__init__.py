@@ -1,0 +1,1 @@
+"""Code vocabularies: ICD formatting, descriptions and parents for ``metadata/codes.parquet``."""
