@@ -121,8 +121,11 @@ class ShardResult:
     duplicates: pl.DataFrame  # table, row, kept_row
 
 
-def finalize_shard(intermediate: Path, out_file: Path) -> ShardResult:
-    """Phase 2 for one shard: drop exact duplicate source rows, sort, write the MEDS shard."""
+def finalize_shard(intermediate: Path, out_file: Path, dedupe: bool = True) -> ShardResult:
+    """Phase 2 for one shard: drop exact duplicate source rows (when ``dedupe``), sort, write.
+
+    MEDS input is not deduplicated: identical events there may be distinct measurements.
+    """
     source = pq.read_table(intermediate) if intermediate.exists() else INTERMEDIATE_SCHEMA.empty_table()
     events = pl.DataFrame(pl.from_arrow(source))
     # A duplicate row is a later source row of the same table whose raw fields all equal an earlier
@@ -132,6 +135,8 @@ def finalize_shard(intermediate: Path, out_file: Path) -> ShardResult:
     duplicates = rows.filter(pl.col(ROW) != pl.col("_kept")).select(
         S.TABLE, ROW, pl.col("_kept").alias("kept_row")
     ).sort(S.TABLE, ROW)
+    if not dedupe:
+        duplicates = duplicates.clear()
     if not duplicates.is_empty():
         events = events.join(duplicates.select(S.TABLE, ROW), on=[S.TABLE, ROW], how="anti")
     events = events.drop(ROW, ROW_HASH).sort(
