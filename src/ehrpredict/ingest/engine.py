@@ -7,13 +7,16 @@ Memory is bounded by the batch size: files are read as a stream of blocks, never
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from queue import Empty, Queue
+from typing import IO, Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -26,13 +29,16 @@ from ehrpredict.ingest.spec import Check, TableSpec
 
 ROW = "_row"  # 1-based data row number in the source file
 ROW_HASH = "_row_hash"  # hash of the whole raw row, to find exact duplicate rows later
+ORDER = "_order"  # table position * 64 + event position: with ROW, a deterministic tie-break
 REASON = "_reason"
 FIELD = "_field"
 # Columns of the subject lookup every non-patient table is checked against.
+SHARD = "_shard"  # output shard of the subject, carried by the subject lookup
 BIRTH_FLOOR = "_birth_floor"
 DEATH_LIMIT = "_death_limit"
 KNOWN = "_known_subject"
 
+T = TypeVar("T")
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S")
 END_OF_DAY = pl.duration(hours=23, minutes=59, seconds=59)
 
@@ -64,8 +70,12 @@ class RawBatch:
     bytes_read: int
 
 
-def iter_raw_batches(path: Path, block_size: int = 32 << 20) -> Iterator[RawBatch]:
-    """Stream a CSV(.gz) as string-typed batches. Malformed lines are collected, not dropped."""
+def iter_raw_batches(
+    path: Path, block_size: int = 32 << 20, columns: list[str] | None = None
+) -> Iterator[RawBatch]:
+    """Stream a CSV(.gz) as string-typed batches of ``columns`` (default all). Malformed lines are
+    collected, not dropped. Decompression and parsing run one batch ahead in a background thread
+    (pyarrow releases the GIL), overlapping with the caller's processing of the previous batch."""
     header = read_header(path)
     malformed: list[tuple[int | None, str]] = []
 
@@ -77,33 +87,73 @@ def iter_raw_batches(path: Path, block_size: int = 32 << 20) -> Iterator[RawBatc
     stream = pa.input_stream(raw, compression="gzip" if path.suffix == ".gz" else None)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
+        include_columns=columns,
         strings_can_be_null=True,
         null_values=[""],  # MIMIC has real values like "NA"; only empty fields are missing
         quoted_strings_can_be_null=True,
     )
+    # Quoted fields may hold newlines (notes, comments): slower parsing, but never a split row.
     parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
-    offset = 0
-    try:
+
+    def produce() -> Iterator[tuple[pa.RecordBatch, list[tuple[int | None, str]], int]]:
         reader = pacsv.open_csv(
             stream, read_options=pacsv.ReadOptions(block_size=block_size),
             parse_options=parse, convert_options=convert,
         )
         for record_batch in reader:
-            frame = pl.from_arrow(pa.Table.from_batches([record_batch]))
-            assert isinstance(frame, pl.DataFrame)
+            yield record_batch, malformed.copy(), raw.tell()
+            malformed.clear()
+
+    offset = 0
+    try:
+        for record_batch, bad_rows, position in _prefetch(produce()):
+            frame = pl.DataFrame(pl.from_arrow(record_batch))
             frame = frame.with_columns(
                 pl.int_range(offset + 1, offset + frame.height + 1, dtype=pl.Int64).alias(ROW)
             )
             offset += frame.height
-            yield RawBatch(frame, malformed.copy(), raw.tell())
-            malformed.clear()
+            yield RawBatch(frame, bad_rows, position)
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise DataError(f"{path}: expected a well-formed CSV file, got: {exc}") from exc
     finally:
         stream.close()
         raw.close()
     if malformed:
-        yield RawBatch(pl.DataFrame(), malformed.copy(), raw.tell() if not raw.closed else 0)
+        yield RawBatch(pl.DataFrame(), malformed.copy(), 0)
+
+
+def _prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Run ``items`` in a background thread, ``depth`` items ahead; re-raise its errors here."""
+    queue: Queue[tuple[str, object]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(("item", item))
+            queue.put(("done", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(("error", exc))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get_nowait()
+            thread.join(timeout=0.05)
 
 
 def require_columns(path: Path, header: list[str], spec: TableSpec) -> None:
@@ -115,10 +165,19 @@ def require_columns(path: Path, header: list[str], spec: TableSpec) -> None:
         )
 
 
-def parse_time_expr(raw: pl.Expr) -> pl.Expr:
-    return pl.coalesce(
-        [raw.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TIME_FORMATS]
-    )
+def parse_time_expr(raw: pl.Expr, formats: tuple[str, ...] = TIME_FORMATS) -> pl.Expr:
+    """Parse MIMIC timestamps; unparseable text becomes null (and is caught by a check)."""
+    return pl.coalesce([raw.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in formats])
+
+
+def _time_formats(raw: pl.DataFrame, column: str) -> tuple[str, ...]:
+    """Only the main format when it parses every value of this batch; the fallbacks cost a full
+    pass each, so they run only for batches that need them."""
+    main = raw.select(
+        (pl.col(column).is_not_null()
+         & pl.col(column).str.strptime(pl.Datetime("us"), TIME_FORMATS[0], strict=False).is_null()).any()
+    ).item()
+    return TIME_FORMATS if main else TIME_FORMATS[:1]
 
 
 def _parse_date(raw: pl.Expr) -> pl.Expr:
@@ -142,16 +201,18 @@ def parse_batch(
 
     ``subjects`` is None only for the table that defines subjects (patients).
     """
-    present = set(raw.columns)
-    missing_optional = [c for c in spec.optional_columns if c not in present]
-    frame = raw.with_columns([pl.lit(None, pl.String).alias(c) for c in missing_optional])
-    frame = frame.with_columns(pl.struct(sorted(present - {ROW})).hash(seed=0).alias(ROW_HASH))
+    # A duplicate row equals an earlier row in every field, so the hash covers all raw columns;
+    # after it, only the columns the spec uses are kept.
+    row_hash = pl.struct([c for c in raw.columns if c != ROW]).hash(seed=0).alias(ROW_HASH)
+    keep = [*spec.columns(raw.columns), ROW]
+    frame = raw.select(*keep, row_hash)
+    frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in spec.missing_optional(raw.columns)])
 
     ints = [S.SUBJECT_ID, *spec.integers]
     ints += [c for c in (spec.hadm_column, spec.stay_column) if c and c not in ints]
     conversions: list[tuple[str, pl.Expr]] = [
         *((c, pl.col(c).cast(pl.Int64, strict=False)) for c in ints),
-        *((c, parse_time_expr(pl.col(c))) for c in spec.datetimes),
+        *((c, parse_time_expr(pl.col(c), _time_formats(frame, c))) for c in spec.datetimes),
         *((c, _parse_date(pl.col(c))) for c in spec.dates),
         *((c, pl.col(c).cast(pl.Float64, strict=False)) for c in spec.numerics),
     ]
@@ -176,7 +237,7 @@ def parse_batch(
     if spec.prepare is not None:
         frame = spec.prepare(frame)
     if subjects is not None:
-        frame = frame.join(subjects, on=S.SUBJECT_ID, how="left")
+        frame = frame.join(subjects, on=S.SUBJECT_ID, how="left", maintain_order="left")
         checks.append(Check("unknown subject (not in patients)", pl.col(KNOWN).is_null(), S.SUBJECT_ID))
     checks.extend(spec.checks)
     for event in spec.events:
@@ -204,12 +265,13 @@ def _first_failure(checks: list[Check]) -> list[pl.Expr]:
     return [reason.alias(REASON), field.alias(FIELD)]
 
 
-def events_of(spec: TableSpec, valid: pl.DataFrame) -> pl.DataFrame:
-    """The events of rows that passed every check, with row number and hash kept for dedup."""
+def events_of(spec: TableSpec, valid: pl.DataFrame, table_order: int = 0) -> pl.DataFrame:
+    """The events of rows that passed every check, with row number and hash kept for dedup and an
+    order key (``table_order``, event position) that makes the final sort deterministic."""
     hadm = pl.col(spec.hadm_column) if spec.hadm_column else pl.lit(None, pl.Int64)
     stay = pl.col(spec.stay_column) if spec.stay_column else pl.lit(None, pl.Int64)
     parts = []
-    for event in spec.events:
+    for position, event in enumerate(spec.events):
         keep = pl.lit(True) if event.when is None else event.when.fill_null(False)
         if event.time is not None:
             keep = keep & event.time.is_not_null()
@@ -224,6 +286,8 @@ def events_of(spec: TableSpec, valid: pl.DataFrame) -> pl.DataFrame:
             pl.lit(spec.name).alias(S.TABLE),
             pl.col(ROW),
             pl.col(ROW_HASH),
+            pl.lit(table_order * 64 + position, pl.Int32).alias(ORDER),
+            *([pl.col(SHARD)] if SHARD in valid.columns else []),
             keep.alias("_keep"),
         )
         parts.append(part.filter(pl.col("_keep")).drop("_keep"))
@@ -296,3 +360,12 @@ class QuarantineSink:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def concat_parquet(parts: list[Path], out: Path, schema: pa.Schema) -> None:
+    """Concatenate Parquet files in the given order, one row group at a time (bounded memory)."""
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for i in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(i).cast(schema))

@@ -156,7 +156,9 @@ def _stream_shard(name: str, frame: pl.DataFrame, writer: ShardWriter, quarantin
         for table, r, n in bad.group_by("_source", E.REASON).len().iter_rows():
             report.tables[table].quarantined[r] += n
     good = frame.filter(pl.col(E.REASON).is_null()).with_columns(pl.col("_source").alias(S.TABLE))
-    events = _normalize(good).with_columns(good.get_column(E.ROW), good.get_column(E.ROW_HASH))
+    events = _normalize(good).with_columns(
+        good.get_column(E.ROW), good.get_column(E.ROW_HASH), pl.lit(0, pl.Int32).alias(E.ORDER)
+    )
     writer.write(events)
     if dropped:
         report.not_mapped[f"columns {', '.join(dropped)} of {name}"] = "extra columns not kept"

@@ -15,7 +15,9 @@ import json
 import math
 import shutil
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,12 +46,22 @@ from ehrpredict.ingest.quality import QualityReport, TableReport
 from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_shard
 from ehrpredict.ingest.spec import TableSpec
 from ehrpredict.vocab.codes import build_code_metadata
-from ehrpredict.vocab.dictionaries import load_mimic_dictionaries
+from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries, warm_package_vocabularies
 
 MODULES = ("hosp", "icu", "ed", "note")
 # Rough source rows per compressed byte, used only to size shards so memory stays flat.
 ROWS_PER_GZ_BYTE = 1 / 8
 ROWS_PER_CSV_BYTE = 1 / 100
+STREAM_WORKERS = 2  # tables streamed at once; each also uses Polars' and Arrow's own threads
+
+
+_EMPTY_LOOKUPS = Lookups(
+    admissions=pl.DataFrame(schema={S.HADM_ID: pl.Int64, "dischtime": pl.Datetime("us")}),
+    edstays=pl.DataFrame(
+        schema={S.STAY_ID: pl.Int64, "ed_intime": pl.Datetime("us"), "ed_outtime": pl.Datetime("us")}
+    ),
+    death_times=pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, "deathtime": pl.Datetime("us")}),
+)
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,9 @@ def _check_headers(tables: dict[str, Path], specs: list[TableSpec]) -> dict[str,
     return headers
 
 
-def _read_whole(path: Path, config: IngestConfig) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+def _read_whole(
+    path: Path, config: IngestConfig, spec: TableSpec
+) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
     """Small lookup tables (patients, admissions, edstays) are read fully: they are joined against."""
     frames, malformed = [], []
     for batch in E.iter_raw_batches(path, config.block_size):
@@ -189,7 +203,36 @@ class _Run:
         self.config = config
         self.progress = progress
         self.report = QualityReport(source=str(raw_dir))
-        self.quarantine = E.QuarantineSink(staging / S.QUARANTINE_FILE)
+        self.order = {spec.name: i for i, spec in enumerate(table_specs(_EMPTY_LOOKUPS))}
+        for name in self.order:  # fixed key order in the report, whatever order threads finish in
+            if name in tables:
+                self.report.tables[name] = TableReport(name, self.relative(tables[name]))
+        # One quarantine part per table, merged in table order at the end (threads interleave).
+        self.quarantine_dir = staging / "_quarantine"
+        self.quarantine_dir.mkdir()
+        self._sinks: dict[str, E.QuarantineSink] = {}
+        self._bytes_done: dict[str, int] = {}
+        self._bytes_total = sum(tables[n].stat().st_size for n in self.order if n in tables)
+        self._lock = threading.Lock()
+
+    def sink(self, part: str) -> E.QuarantineSink:
+        with self._lock:
+            if part not in self._sinks:
+                self._sinks[part] = E.QuarantineSink(self.quarantine_dir / f"{part}.parquet")
+            return self._sinks[part]
+
+    def merge_quarantine(self) -> None:
+        for sink in self._sinks.values():
+            sink.close()
+        E.concat_parquet(sorted(self.quarantine_dir.glob("*.parquet")), self.staging / S.QUARANTINE_FILE,
+                         pl.DataFrame(schema=S.QUARANTINE_SCHEMA).to_arrow().schema)
+        shutil.rmtree(self.quarantine_dir)
+
+    def advance(self, table: str, done: int) -> None:
+        with self._lock:
+            self._bytes_done[table] = done
+            if self.progress:
+                self.progress("reading tables", sum(self._bytes_done.values()), self._bytes_total)
 
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.raw_dir))
@@ -197,31 +240,43 @@ class _Run:
     def process(self, spec: TableSpec, raw: pl.DataFrame, malformed: list[tuple[int | None, str]],
                 subjects: pl.DataFrame | None, writer: ShardWriter | None) -> pl.DataFrame:
         """Check and convert one batch; returns the valid parsed rows (for building lookups)."""
-        file = self.relative(self.tables[spec.name])
-        table = self.report.tables.setdefault(spec.name, TableReport(spec.name, file))
+        table = self.report.tables[spec.name]
+        sink = self.sink(f"{self.order[spec.name]:03d}")
         table.rows_read += raw.height + len(malformed)
         if malformed:
             table.quarantined["malformed CSV row (wrong number of fields)"] += len(malformed)
-            self.quarantine.write(E.malformed_records(spec, file, malformed))
+            sink.write(E.malformed_records(spec, table.file, malformed))
         if raw.height == 0:
             return pl.DataFrame()
         parsed = E.parse_batch(spec, raw, subjects)
-        bad = E.quarantine_of(spec, file, raw, parsed)
+        bad = E.quarantine_of(spec, table.file, raw, parsed)
         for reason, n in bad.get_column(S.Q_REASON).value_counts().iter_rows():
             table.quarantined[reason] += n
-        self.quarantine.write(bad.sort(S.Q_ROW))
+        sink.write(bad.sort(S.Q_ROW))
         valid = parsed.frame.filter(pl.col(E.REASON).is_null())
         if writer is not None:
-            writer.write(E.events_of(spec, valid))
+            writer.write(E.events_of(spec, valid, self.order[spec.name]))
         return valid
 
     def stream(self, spec: TableSpec, subjects: pl.DataFrame, writer: ShardWriter) -> None:
         path = self.tables[spec.name]
-        total = path.stat().st_size
         for batch in E.iter_raw_batches(path, self.config.block_size):
             self.process(spec, batch.frame, batch.malformed, subjects, writer)
-            if self.progress:
-                self.progress(spec.name, batch.bytes_read, total)
+            self.advance(spec.name, batch.bytes_read)
+        self.advance(spec.name, path.stat().st_size)
+
+    def stream_all(self, specs: list[TableSpec], subjects: pl.DataFrame, writer: ShardWriter) -> None:
+        """Stream tables two at a time, largest first, so both cores stay busy to the end."""
+        specs = sorted(specs, key=lambda spec: -self.tables[spec.name].stat().st_size)
+        with ThreadPoolExecutor(max_workers=STREAM_WORKERS) as pool:
+            futures = [pool.submit(self.stream, spec, subjects, writer) for spec in specs]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
 
 def _subjects_lookup(patients: pl.DataFrame, grace_days: float) -> pl.DataFrame:
@@ -283,13 +338,7 @@ def ingest_mimic4(
         report = json.loads((out_dir / S.QUALITY_REPORT_FILE).read_text())
         return _result(out_dir, report, skipped=True)
 
-    empty = Lookups(
-        admissions=pl.DataFrame(schema={S.HADM_ID: pl.Int64, "dischtime": pl.Datetime("us")}),
-        edstays=pl.DataFrame(schema={S.STAY_ID: pl.Int64, "ed_intime": pl.Datetime("us"),
-                                     "ed_outtime": pl.Datetime("us")}),
-        death_times=pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, "deathtime": pl.Datetime("us")}),
-    )
-    _check_headers(tables, table_specs(empty))
+    _check_headers(tables, table_specs(_EMPTY_LOOKUPS))
     with staged_output(out_dir, overwrite=overwrite) as staging:
         report = _ingest_into(raw_dir, staging, tables, unrecognized, config, progress)
         write_json(staging / COMPLETE_MARKER, {"fingerprint": fingerprint, "etl_version": __version__})
@@ -313,26 +362,44 @@ def _result(out_dir: Path, report: dict[str, object], skipped: bool) -> IngestRe
 
 def _ingest_into(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
                  config: IngestConfig, progress: Progress | None) -> dict[str, object]:
-    admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
+    # Code descriptions need only the dictionaries: load them while the tables stream.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        dictionaries = pool.submit(_load_vocabularies, tables)
+        report = _stream_all(raw_dir, staging, tables, unrecognized, config, progress, dictionaries)
+    return report
+
+
+def _load_vocabularies(tables: dict[str, Path]) -> Dictionaries:
+    warm_package_vocabularies()
+    return load_mimic_dictionaries(tables)
+
+
+def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
+                config: IngestConfig, progress: Progress | None,
+                dictionaries: Future[Dictionaries]) -> dict[str, object]:
+    first = {s.name: s for s in table_specs(_EMPTY_LOOKUPS)}
+    admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config, first["hosp/admissions"])
     edstays_raw, edstays_bad = (
-        _read_whole(tables["ed/edstays"], config) if "ed/edstays" in tables else (None, [])
+        _read_whole(tables["ed/edstays"], config, first["ed/edstays"]) if "ed/edstays" in tables
+        else (None, [])
     )
     # Patients first: they define the subjects every other table is checked against.
     lookups = Lookups(
-        admissions=pl.DataFrame(schema={S.HADM_ID: pl.Int64, "dischtime": pl.Datetime("us")}),
-        edstays=pl.DataFrame(schema={S.STAY_ID: pl.Int64, "ed_intime": pl.Datetime("us"),
-                                     "ed_outtime": pl.Datetime("us")}),
+        admissions=_EMPTY_LOOKUPS.admissions,
+        edstays=_EMPTY_LOOKUPS.edstays,
         death_times=_death_times(admissions_raw),
     )
     specs = {s.name: s for s in table_specs(lookups)}
     run = _Run(raw_dir, staging, tables, config, progress)
-    patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config)
+    patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config, specs["hosp/patients"])
     patients = run.process(specs["hosp/patients"], patients_raw, patients_bad, None, None)
-    subjects = _subjects_lookup(patients, config.death_grace_days)
     splits = assign_splits(patients.get_column(S.SUBJECT_ID).to_list(), config.seed)
     layout = ShardLayout.plan(splits, _subjects_per_shard(tables, patients.height, config))
+    subjects = _subjects_lookup(patients, config.death_grace_days).join(
+        layout.assignment, on=S.SUBJECT_ID, how="left", maintain_order="left"
+    )
     writer = ShardWriter(staging / "_intermediate", layout)
-    writer.write(E.events_of(specs["hosp/patients"], patients))
+    writer.write(E.events_of(specs["hosp/patients"], patients, run.order["hosp/patients"]))
 
     admissions = run.process(specs["hosp/admissions"], admissions_raw, admissions_bad, subjects, writer)
     lookups = Lookups(
@@ -350,9 +417,10 @@ def _ingest_into(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogn
             death_times=lookups.death_times,
         )
     done = {"hosp/patients", "hosp/admissions", "ed/edstays"}
-    for spec in table_specs(lookups):
-        if spec.name in tables and spec.name not in done:
-            run.stream(spec, subjects, writer)
+    run.stream_all(
+        [spec for spec in table_specs(lookups) if spec.name in tables and spec.name not in done],
+        subjects, writer,
+    )
     writer.close()
 
     report = run.report
@@ -363,9 +431,9 @@ def _ingest_into(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogn
     code_counts = _finalize(staging, writer, layout, run)
     report.n_subjects = patients.height
     report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
-    run.quarantine.close()
+    run.merge_quarantine()
 
-    codes = build_code_metadata(code_counts, load_mimic_dictionaries(tables))
+    codes = build_code_metadata(code_counts, dictionaries.result())
     write_metadata(
         staging, dataset_name="MIMIC-IV", dataset_version=_version_hint(raw_dir), splits=splits,
         codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed}},
@@ -384,7 +452,7 @@ def _finalize(staging: Path, writer: ShardWriter, layout: ShardLayout, run: _Run
         for table, n in result.table_counts.iter_rows():
             run.report.tables[table].events_written += n
         if not result.duplicates.is_empty():
-            run.quarantine.write(E.duplicate_records(result.duplicates, run.report.tables))
+            run.sink("999-duplicates").write(E.duplicate_records(result.duplicates, run.report.tables))
             for table, n in result.duplicates.get_column(S.TABLE).value_counts().iter_rows():
                 run.report.tables[table].quarantined["duplicate row"] += n
         if run.progress:
@@ -406,19 +474,20 @@ def _version_hint(raw_dir: Path) -> str:
 
 
 def default_progress() -> Progress:
-    """A tqdm progress display on stderr, one bar per table."""
+    """A tqdm progress display on stderr: one bar per stage (reading tables, writing shards)."""
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
 
-    def update(table: str, done: int, total: int) -> None:
-        bar = bars.get(table)
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[table] = tqdm(
-                total=total, desc=f"{table:<24}", unit="B" if table != "writing shards" else " shard",
-                unit_scale=table != "writing shards", file=sys.stderr, leave=False,
+            in_bytes = stage == "reading tables"
+            bar = bars[stage] = tqdm(
+                total=total, desc=f"{stage:<15}", unit="B" if in_bytes else " shard",
+                unit_scale=in_bytes, file=sys.stderr, leave=False,
             )
         bar.n = done
         bar.refresh()

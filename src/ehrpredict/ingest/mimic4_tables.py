@@ -53,14 +53,14 @@ class Lookups:
 
 def _join_admission(lookups: Lookups) -> Prepare:
     def prepare(df: pl.DataFrame) -> pl.DataFrame:
-        return df.join(lookups.admissions, on=S.HADM_ID, how="left")
+        return df.join(lookups.admissions, on=S.HADM_ID, how="left", maintain_order="left")
 
     return prepare
 
 
 def _join_edstay(lookups: Lookups) -> Prepare:
     def prepare(df: pl.DataFrame) -> pl.DataFrame:
-        return df.join(lookups.edstays, on=S.STAY_ID, how="left")
+        return df.join(lookups.edstays, on=S.STAY_ID, how="left", maintain_order="left")
 
     return prepare
 
@@ -75,7 +75,7 @@ UNKNOWN_ED_STAY = Check(
 
 def _patients(lookups: Lookups) -> TableSpec:
     def prepare(df: pl.DataFrame) -> pl.DataFrame:
-        df = df.join(lookups.death_times, on=S.SUBJECT_ID, how="left")
+        df = df.join(lookups.death_times, on=S.SUBJECT_ID, how="left", maintain_order="left")
         birth_year = c("anchor_year") - c("anchor_age")
         return df.with_columns(
             birth=pl.datetime(birth_year.cast(pl.Int32), 1, 1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ehrpredict import schema as S
-from ehrpredict.ingest.engine import ROW, ROW_HASH
+from ehrpredict.ingest.engine import ORDER, ROW, ROW_HASH, SHARD
 
-SHARD = "_shard"
 SPLIT_FRACTIONS = {S.TRAIN: 0.8, S.TUNING: 0.1, S.HELD_OUT: 0.1}
 
 
@@ -78,7 +78,7 @@ class ShardLayout:
 
 INTERMEDIATE_SCHEMA = pa.schema(
     [*(pa.field(f.name, f.type) for f in S.EVENT_ARROW_SCHEMA), pa.field(ROW, pa.int64()),
-     pa.field(ROW_HASH, pa.uint64())]
+     pa.field(ROW_HASH, pa.uint64()), pa.field(ORDER, pa.int32())]
 )
 
 
@@ -89,6 +89,7 @@ class ShardWriter:
         self.directory = directory
         self.layout = layout
         self._writers: dict[int, pq.ParquetWriter] = {}
+        self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, shard: int) -> Path:
@@ -97,14 +98,16 @@ class ShardWriter:
     def write(self, events: pl.DataFrame) -> None:
         if events.is_empty():
             return
-        tagged = events.join(self.layout.assignment, on=S.SUBJECT_ID, how="inner")
-        for (shard,), part in tagged.partition_by(SHARD, as_dict=True).items():
-            writer = self._writers.get(int(shard))
-            if writer is None:
-                writer = pq.ParquetWriter(self.path(int(shard)), INTERMEDIATE_SCHEMA, compression="lz4")
-                self._writers[int(shard)] = writer
-            table = part.drop(SHARD).to_arrow().cast(INTERMEDIATE_SCHEMA)
-            writer.write_table(table)
+        if SHARD not in events.columns:
+            events = events.join(self.layout.assignment, on=S.SUBJECT_ID, how="inner", maintain_order="left")
+        parts = events.partition_by(SHARD, as_dict=True, maintain_order=True)
+        with self._lock:  # tables stream in parallel threads
+            for (shard,), part in parts.items():
+                writer = self._writers.get(int(shard))  # type: ignore[call-overload]
+                if writer is None:
+                    writer = pq.ParquetWriter(self.path(int(shard)), INTERMEDIATE_SCHEMA, compression="lz4")  # type: ignore[call-overload]
+                    self._writers[int(shard)] = writer  # type: ignore[call-overload]
+                writer.write_table(part.drop(SHARD).to_arrow().cast(INTERMEDIATE_SCHEMA))
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -130,7 +133,9 @@ def finalize_shard(intermediate: Path, out_file: Path, dedupe: bool = True) -> S
     events = pl.DataFrame(pl.from_arrow(source))
     # A duplicate row is a later source row of the same table whose raw fields all equal an earlier
     # one (same hash and same subject). Its events are removed and the row is quarantined.
-    rows = events.select(S.TABLE, S.SUBJECT_ID, ROW_HASH, ROW).unique()
+    # Only rows whose hash occurs more than once can be duplicates; look closer at those alone.
+    candidates = events.filter(pl.col(ROW_HASH).is_duplicated())
+    rows = candidates.select(S.TABLE, S.SUBJECT_ID, ROW_HASH, ROW).unique()
     rows = rows.with_columns(pl.col(ROW).min().over(S.TABLE, S.SUBJECT_ID, ROW_HASH).alias("_kept"))
     duplicates = rows.filter(pl.col(ROW) != pl.col("_kept")).select(
         S.TABLE, ROW, pl.col("_kept").alias("kept_row")
@@ -139,10 +144,10 @@ def finalize_shard(intermediate: Path, out_file: Path, dedupe: bool = True) -> S
         duplicates = duplicates.clear()
     if not duplicates.is_empty():
         events = events.join(duplicates.select(S.TABLE, ROW), on=[S.TABLE, ROW], how="anti")
-    events = events.drop(ROW, ROW_HASH).sort(
-        [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.TEXT_VALUE, S.TABLE, S.HADM_ID, S.STAY_ID],
-        nulls_last=[False, False, False, True, True, False, True, True],
-    )
+    # Tables stream in parallel, so arrival order varies; (table, event position, source row) makes
+    # the order total and deterministic without comparing strings. Static events (null time) first.
+    events = events.sort([S.SUBJECT_ID, S.TIME, ORDER, ROW], nulls_last=[False, False, False, False])
+    events = events.drop(ROW, ROW_HASH, ORDER)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(events.to_arrow().cast(S.EVENT_ARROW_SCHEMA), out_file, compression="zstd")
     counts = events.group_by(S.CODE).agg(pl.len().cast(pl.Int64).alias(S.CODE_COUNT))

@@ -78,10 +78,27 @@ class TableSpec:
     def table(self) -> str:
         return self.name.split("/", 1)[1]
 
+    def used_columns(self) -> set[str]:
+        """Every column an expression of this spec refers to (derived columns included)."""
+        exprs: list[pl.Expr] = [check.failed for check in self.checks]
+        for event in self.events:
+            exprs += [e for e in (event.code, event.time, event.numeric, event.text, event.when) if e is not None]
+        names = {name for expr in exprs for name in expr.meta.root_names()}
+        names |= {*self.datetimes, *self.dates, *self.numerics, *self.integers}
+        return names | {c for c in (self.hadm_column, self.stay_column) if c}
+
     def columns(self, header: list[str]) -> list[str]:
-        """Columns of ``header`` this spec reads: the required ones and the optional ones present."""
-        wanted = set(self.required_columns) | set(self.optional_columns)
+        """Columns of ``header`` to read: the required ones and the optional ones actually used.
+
+        Reading only these keeps memory and time down; the duplicate-row check compares exactly
+        these columns (two rows that differ only in fields ehrpredict ignores are duplicates).
+        """
+        wanted = set(self.required_columns) | (set(self.optional_columns) & self.used_columns())
         return [c for c in header if c in wanted]
+
+    def missing_optional(self, header: list[str]) -> list[str]:
+        """Used optional columns absent from this file (older/newer MIMIC versions): read as null."""
+        return sorted((set(self.optional_columns) & self.used_columns()) - set(header))
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,10 @@ def package_icd_title(vocab: str, code: str) -> str | None:
         if cm.is_valid_item(code):
             title = cm.get_description(code)
     return title
+
+
+def warm_package_vocabularies() -> None:
+    """Load the package vocabularies now (about 2 s, mostly simple-icd-10-cm parsing its XML), e.g.
+    in a background thread while data streams, so that describing codes later is instant."""
+    _package_icd()
+    import simple_icd_10_cm  # noqa: F401

@@ -1,0 +1,34 @@
+"""Public test helpers: tiny synthetic inputs that ehrpredict's tests and plugins reuse.
+
+    >>> from ehrpredict.testing import minimal_hospital, write_table
+"""
+
+from ehrpredict.testing.mimic import (
+    ADMISSIONS,
+    HEADERS,
+    PATIENTS,
+    Cell,
+    Row,
+    csv_text,
+    minimal_hospital,
+    read_rows,
+    table_path,
+    write_bytes,
+    write_table,
+    write_text,
+)
+
+__all__ = [
+    "ADMISSIONS",
+    "HEADERS",
+    "PATIENTS",
+    "Cell",
+    "Row",
+    "csv_text",
+    "minimal_hospital",
+    "read_rows",
+    "table_path",
+    "write_bytes",
+    "write_table",
+    "write_text",
+]
