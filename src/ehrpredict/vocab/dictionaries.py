@@ -8,9 +8,11 @@ code lists and ``simple-icd-10-cm`` (which also names non-billable categories su
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -92,8 +94,7 @@ def package_icd_title(vocab: str, code: str) -> str | None:
     """An ICD title from the vocabulary packages, or None. ``code`` is dotted."""
     title = _package_icd().get(vocab, {}).get(code)
     if title is None and vocab == ICD10CM:
-        import simple_icd_10_cm as cm
-
+        cm = _simple_icd_10_cm()
         if cm.is_valid_item(code):
             title = cm.get_description(code)
     return title
@@ -103,4 +104,14 @@ def warm_package_vocabularies() -> None:
     """Load the package vocabularies now (about 2 s, mostly simple-icd-10-cm parsing its XML), e.g.
     in a background thread while data streams, so that describing codes later is instant."""
     _package_icd()
-    import simple_icd_10_cm  # noqa: F401
+    _simple_icd_10_cm()
+
+
+@functools.cache
+def _simple_icd_10_cm() -> Any:
+    # simple-icd-10-cm 1.5 loads its data with a deprecated importlib API; the warning is theirs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import simple_icd_10_cm
+
+    return simple_icd_10_cm

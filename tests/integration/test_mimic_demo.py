@@ -1,0 +1,171 @@
+"""Ingestion of the real MIMIC-IV demo. Expected counts are read from the source files themselves."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ehrpredict import schema as S
+from ehrpredict.cli import main
+from ehrpredict.ingest.mimic4 import _EMPTY_LOOKUPS, ingest_mimic4
+from ehrpredict.ingest.mimic4_tables import UNMAPPED_TABLES, table_specs
+from ehrpredict.ingest.output import validate_dataset
+
+pytestmark = pytest.mark.demo
+
+
+def source_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a source table parsed with the standard library (independent of the engine)."""
+    with gzip.open(path, "rt", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def events(dataset: Path) -> pl.DataFrame:
+    return pl.read_parquet(sorted((dataset / "data").rglob("*.parquet")))
+
+
+def report(dataset: Path) -> dict:
+    return json.loads((dataset / "data_quality.json").read_text())
+
+
+def test_every_source_row_is_read_and_accounted_for(mimic_demo: Path, demo_dataset: Path) -> None:
+    tables = report(demo_dataset)["tables"]
+    mapped = {spec.name for spec in table_specs(_EMPTY_LOOKUPS)}
+    for name, stats in tables.items():
+        n_source = len(source_rows(mimic_demo / stats["file"]))
+        assert stats["rows_read"] == n_source, name
+        assert stats["rows_used"] + stats["rows_quarantined"] == stats["rows_read"], name
+        assert sum(stats["quarantined_by_reason"].values()) == stats["rows_quarantined"], name
+    present = {f"{p.parent.name}/{p.name.removesuffix('.csv.gz')}" for p in mimic_demo.glob("*/*.csv.gz")}
+    unmapped = {u.name for u in UNMAPPED_TABLES}
+    assert present - unmapped == set(tables), "every table is either mapped or listed as not mapped"
+    assert set(tables) <= mapped
+
+
+def test_quarantine_file_matches_the_report(demo_dataset: Path) -> None:
+    quarantine = pl.read_parquet(demo_dataset / "quarantine.parquet")
+    counts = dict(quarantine.group_by("table").len().iter_rows())
+    for name, stats in report(demo_dataset)["tables"].items():
+        assert counts.get(name, 0) == stats["rows_quarantined"], name
+    # The demo's chartevents are a reconstruction without caregiver/storetime/text, so some rows are
+    # exact copies of another row: each names the row it duplicates.
+    dupes = quarantine.filter(pl.col("reason") == "duplicate row")
+    assert dupes.get_column("value").str.starts_with("same fields as row ").all()
+
+
+def test_one_admission_event_per_admissions_row(mimic_demo: Path, demo_dataset: Path) -> None:
+    admissions = source_rows(mimic_demo / "hosp" / "admissions.csv.gz")
+    data = events(demo_dataset)
+    admission_events = data.filter(pl.col("code").str.starts_with("HOSPITAL_ADMISSION//"))
+    assert admission_events.height == len(admissions)
+    assert set(admission_events.get_column("hadm_id").to_list()) == {int(a["hadm_id"]) for a in admissions}
+
+
+def test_subjects_splits_and_shards(mimic_demo: Path, demo_dataset: Path) -> None:
+    patients = {int(p["subject_id"]) for p in source_rows(mimic_demo / "hosp" / "patients.csv.gz")}
+    splits = pl.read_parquet(demo_dataset / S.SPLITS_FILE)
+    assert set(splits.get_column("subject_id").to_list()) == patients
+    assert splits.get_column("subject_id").n_unique() == splits.height  # no subject in two splits
+    seen: set[int] = set()
+    for shard in sorted((demo_dataset / "data").rglob("*.parquet")):
+        frame = pl.read_parquet(shard)
+        ids = set(frame.get_column("subject_id").unique().to_list())
+        assert not ids & seen, "a subject appears in two shards"
+        seen |= ids
+        split_of = dict(splits.iter_rows())
+        assert {split_of[i] for i in ids} == {shard.parent.name}
+        key = frame.select("subject_id", pl.col("time").fill_null(pl.datetime(1, 1, 1)))
+        assert key.equals(key.sort("subject_id", "time")), f"{shard} is not sorted by subject and time"
+    assert seen == patients
+
+
+def test_diagnoses_are_timed_at_discharge(mimic_demo: Path, demo_dataset: Path) -> None:
+    discharge = {
+        int(a["hadm_id"]): a["dischtime"] for a in source_rows(mimic_demo / "hosp" / "admissions.csv.gz")
+    }
+    diagnoses = events(demo_dataset).filter(pl.col("table") == "hosp/diagnoses_icd")
+    assert diagnoses.height == len(source_rows(mimic_demo / "hosp" / "diagnoses_icd.csv.gz"))
+    for hadm_id, time in diagnoses.select("hadm_id", pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S")).iter_rows():
+        assert time == discharge[hadm_id]
+
+
+def test_labs_are_timed_when_the_result_was_stored(mimic_demo: Path, demo_dataset: Path) -> None:
+    first = source_rows(mimic_demo / "hosp" / "labevents.csv.gz")[0]
+    labs = events(demo_dataset).filter(
+        (pl.col("subject_id") == int(first["subject_id"]))
+        & pl.col("code").str.starts_with(f"LAB//{first['itemid']}")
+        & (pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S") == first["storetime"])
+    )
+    assert labs.height >= 1
+    assert first["storetime"] > first["charttime"]
+
+
+def test_codes_have_descriptions_from_mimic_dictionaries(mimic_demo: Path, demo_dataset: Path) -> None:
+    codes = pl.read_parquet(demo_dataset / S.CODES_FILE)
+    data_codes = set(events(demo_dataset).get_column("code").unique().to_list())
+    assert data_codes <= set(codes.get_column("code").to_list())
+    assert codes.get_column("description").str.len_chars().min() > 0
+    described = dict(codes.select("code", "description").iter_rows())
+    lab = source_rows(mimic_demo / "hosp" / "d_labitems.csv.gz")
+    label = {r["itemid"]: r["label"] for r in lab}
+    creatinine = [c for c in data_codes if c.startswith("LAB//50912//")]
+    assert creatinine and described[creatinine[0]].startswith(label["50912"])
+    diagnosis = source_rows(mimic_demo / "hosp" / "diagnoses_icd.csv.gz")[0]
+    titles = {
+        (r["icd_code"], r["icd_version"]): r["long_title"]
+        for r in source_rows(mimic_demo / "hosp" / "d_icd_diagnoses.csv.gz")
+    }
+    matching = [
+        c for c in data_codes
+        if c.startswith(f"ICD{diagnosis['icd_version']}CM//")
+        and c.split("//")[1].replace(".", "") == diagnosis["icd_code"]
+    ]
+    assert described[matching[0]] == titles[(diagnosis["icd_code"], diagnosis["icd_version"])]
+
+
+def test_output_validates_against_meds_schema(demo_dataset: Path) -> None:
+    validate_dataset(demo_dataset)
+    dataset = json.loads((demo_dataset / S.DATASET_FILE).read_text())
+    assert dataset["etl_name"] == "ehrpredict"
+    assert "created_at" not in dataset  # would break byte-identical reruns
+
+
+def test_info_json_summarizes_the_dataset(demo_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(demo_dataset), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    data = events(demo_dataset)
+    assert info["n_subjects"] == data.get_column("subject_id").n_unique()
+    assert info["n_events"] == data.height == report(demo_dataset)["n_events"]
+    assert info["n_codes"] == data.get_column("code").n_unique()
+    assert sum(info["events_by_prefix"].values()) == data.height
+    assert info["events_by_prefix"]["HOSPITAL_ADMISSION"] == len(
+        data.filter(pl.col("code").str.starts_with("HOSPITAL_ADMISSION//"))
+    )
+
+
+def test_same_input_gives_byte_identical_output_and_reruns_are_noops(
+    mimic_demo: Path, demo_dataset: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again"
+    ingest_mimic4(mimic_demo, again)
+    files = sorted(p.relative_to(demo_dataset) for p in demo_dataset.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in files:
+        assert (demo_dataset / name).read_bytes() == (again / name).read_bytes(), name
+    stamp = {p: p.stat().st_mtime_ns for p in again.rglob("*") if p.is_file()}
+    assert ingest_mimic4(mimic_demo, again).skipped
+    assert stamp == {p: p.stat().st_mtime_ns for p in again.rglob("*") if p.is_file()}
+
+
+def test_ingest_meds_round_trips_our_own_output(demo_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "normalized"
+    assert main(["ingest", "meds", str(demo_dataset), str(out), "--quiet"]) == 0
+    assert events(out).equals(events(demo_dataset))
+    assert pl.read_parquet(out / S.SPLITS_FILE).equals(pl.read_parquet(demo_dataset / S.SPLITS_FILE))
+    original = pl.read_parquet(demo_dataset / S.CODES_FILE).select("code", "description")
+    assert pl.read_parquet(out / S.CODES_FILE).select("code", "description").equals(original)
