@@ -13,6 +13,7 @@ table and written to bench/results/ingest.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -41,7 +42,9 @@ OURS, MEDS_ETL = "ehrpredict", "meds-etl"
 
 
 def default_demo_dir() -> Path:
-    return Path(os.environ.get("EHRPREDICT_MIMIC_DEMO", REPO.parent / "shared" / "data" / "mimic-iv-demo-2.2"))
+    return Path(
+        os.environ.get("EHRPREDICT_MIMIC_DEMO", REPO.parent / "shared" / "data" / "mimic-iv-demo-2.2")
+    )
 
 
 @dataclass
@@ -111,10 +114,8 @@ def tree_rss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):  # exited, zombie, or not ours
             total += proc.memory_info().rss
-        except psutil.Error:  # exited, zombie, or not ours
-            pass
     return total
 
 
@@ -131,10 +132,8 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     except psutil.Error:
         victims = []
     for victim in victims:
-        try:
+        with contextlib.suppress(psutil.Error):
             victim.kill()
-        except psutil.Error:
-            pass
     proc.kill()
     proc.wait()
 
@@ -213,7 +212,15 @@ def ensure_meds_etl(venv: Path) -> str:
     if not meds_etl_python(venv).exists():
         subprocess.run([python311, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(meds_etl_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *MEDS_ETL_PIP_SPECS],
+        [
+            str(meds_etl_python(venv)),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *MEDS_ETL_PIP_SPECS,
+        ],
         check=True,
     )
     versions = meds_etl_versions(venv)
@@ -295,11 +302,15 @@ def measure(tool: str, cfg: Config, copy: Path, marker: dict, factor: int) -> Me
         m.ok = stats.returncode == 0 and not stats.timed_out
         if m.ok:
             m.output_rows = count_meds_rows(out)
-            print(f"  {m.wall_s:.1f} s, peak {m.peak_rss_gb:.2f} GB, {m.output_rows or 0:,} events", flush=True)
+            print(
+                f"  {m.wall_s:.1f} s, peak {m.peak_rss_gb:.2f} GB, {m.output_rows or 0:,} events", flush=True
+            )
             if best is None or not best.ok or (m.wall_s or 0) < (best.wall_s or 0):
                 best = m
         else:
-            m.error = f"timed out after {cfg.timeout:.0f} s" if stats.timed_out else f"exit code {stats.returncode}"
+            m.error = (
+                f"timed out after {cfg.timeout:.0f} s" if stats.timed_out else f"exit code {stats.returncode}"
+            )
             print(f"  FAILED ({m.error}); stderr tail ({m.log}):\n{stderr_tail(log_stem)}", flush=True)
             best = best or m
     assert best is not None
@@ -316,7 +327,9 @@ def ratios(results: list[Measurement]) -> list[dict]:
     for factor in sorted({m.factor for m in results}):
         by_tool = {m.tool: m for m in results if m.factor == factor and m.ok}
         ours, ref = by_tool.get(OURS), by_tool.get(MEDS_ETL)
-        if ours and ref and ours.wall_s and ref.peak_rss_gb:
+        if ours is None or ref is None:
+            continue
+        if ours.wall_s and ref.wall_s and ours.peak_rss_gb is not None and ref.peak_rss_gb:
             rows.append(
                 {
                     "factor": factor,
@@ -353,7 +366,9 @@ def git_commit() -> str | None:
         return None
 
 
-def write_json(cfg: Config, results: list[Measurement], ratio_rows: list[dict], meds_versions: str | None) -> None:
+def write_json(
+    cfg: Config, results: list[Measurement], ratio_rows: list[dict], meds_versions: str | None
+) -> None:
     cfg.results.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "mimic4 ingestion",
@@ -367,7 +382,7 @@ def write_json(cfg: Config, results: list[Measurement], ratio_rows: list[dict], 
         },
         "method": {
             "wall": "time.perf_counter around the subprocess, page cache warmed first",
-            "peak_rss": f"max over {SAMPLE_SECONDS * 1000:.0f} ms samples of summed RSS of process + descendants",
+            "peak_rss": f"max of summed RSS of process + descendants, sampled every {SAMPLE_SECONDS}s",
             "cpu": "user+sys of waited-for descendants (getrusage RUSAGE_CHILDREN)",
             "repeats": cfg.repeats,
         },
@@ -385,8 +400,12 @@ def run(cfg: Config) -> list[Measurement]:
     tools = [t for t, skip in ((OURS, cfg.skip_ours), (MEDS_ETL, cfg.skip_meds_etl)) if not skip]
     meds_versions = ensure_meds_etl(cfg.cache / "venv-meds-etl") if MEDS_ETL in tools else None
     if meds_versions:
-        print(f"meds-etl: {meds_versions}; options: {' '.join(meds_etl_options(cfg))} (SRC is a 2.2/ symlink to the copy)")
-    print(f"ours: {shlex.join(cfg.ours_cmd)} ingest mimic4 SRC OUT")
+        print(
+            f"meds-etl: {meds_versions}; options: {' '.join(meds_etl_options(cfg))}"
+            " (SRC/2.2 is a symlink to the copy)"
+        )
+    if OURS in tools:
+        print(f"ours: {shlex.join(cfg.ours_cmd)} ingest mimic4 SRC OUT")
     results: list[Measurement] = []
     for factor in cfg.factors:
         copy = cfg.cache / f"mimic_x{factor}"
@@ -408,13 +427,19 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache" / "bench")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "ingest.json")
     parser.add_argument(
-        "--ours-cmd", default=str(REPO / ".venv" / "bin" / "ehrpredict"), help="our CLI (shell-split; default: repo venv)"
+        "--ours-cmd",
+        default=str(REPO / ".venv" / "bin" / "ehrpredict"),
+        help="our CLI (shell-split; default: repo venv)",
     )
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument("--skip-meds-etl", action="store_true")
-    parser.add_argument("--num-proc", type=int, default=2, help="meds-etl --num_proc (the machine has 2 cores)")
+    parser.add_argument(
+        "--num-proc", type=int, default=2, help="meds-etl --num_proc (the machine has 2 cores)"
+    )
     parser.add_argument("--num-shards", type=int, default=100, help="meds-etl --num_shards (its default)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per tool and factor; the fastest is kept")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs per tool and factor; the fastest is kept"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before a run is killed")
     args = parser.parse_args(argv)
     return Config(

@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 import polars as pl
 
@@ -166,7 +167,9 @@ def check_ranges(relpath: str, df: pl.DataFrame) -> None:
     for col, _, space in checks:
         lo, hi = stats[f"{col}_min"], stats[f"{col}_max"]
         if lo is not None and not (space.base <= lo and hi < space.base + space.span):
-            raise ValueError(f"{relpath}: {col} range [{lo}, {hi}] outside [{space.base}, {space.base + space.span})")
+            raise ValueError(
+                f"{relpath}: {col} range [{lo}, {hi}] outside [{space.base}, {space.base + space.span})"
+            )
 
 
 def rekey_exprs(columns: list[str], copy: int) -> list[pl.Expr]:
@@ -194,11 +197,14 @@ def replicate_table(src: Path, dest: Path, relpath: str, factor: int, compressle
     df = pl.read_csv(src, infer_schema=False)
     check_columns(relpath, df.columns)
     check_ranges(relpath, df)
-    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
+    with (
+        open(dest, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0) as gz,
+    ):
         for copy in range(factor):
             exprs = rekey_exprs(df.columns, copy)
             chunk = df.with_columns(exprs) if exprs and copy else df
-            chunk.write_csv(gz, include_header=copy == 0)
+            chunk.write_csv(cast(IO[bytes], gz), include_header=copy == 0)
     return df.height * factor
 
 
@@ -233,8 +239,8 @@ def wanted_marker(src: Path, factor: int, tables: list[Path]) -> dict:
     }
 
 
-def marker_matches(found: dict | None, wanted: dict) -> bool:
-    return found is not None and all(found.get(k) == v for k, v in wanted.items())
+def marker_matches(found: dict, wanted: dict) -> bool:
+    return all(found.get(k) == v for k, v in wanted.items())
 
 
 def remove_stale_temps(dest: Path) -> None:
@@ -260,7 +266,9 @@ def install(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old)
 
 
-def scale(src: Path, dest: Path, factor: int, *, compresslevel: int = 1, jobs: int = 2, quiet: bool = False) -> dict:
+def scale(
+    src: Path, dest: Path, factor: int, *, compresslevel: int = 1, jobs: int = 2, quiet: bool = False
+) -> dict:
     """Build (or reuse) the x`factor` copy of `src` at `dest`; return its marker."""
     if factor < 1:
         raise ValueError("factor must be >= 1")
@@ -268,7 +276,7 @@ def scale(src: Path, dest: Path, factor: int, *, compresslevel: int = 1, jobs: i
     tables = source_tables(src)
     wanted = wanted_marker(src, factor, tables)
     found = read_marker(dest)
-    if marker_matches(found, wanted):
+    if found is not None and marker_matches(found, wanted):
         if not quiet:
             print(f"{dest}: up to date (x{factor}, {found['total_rows']:,} rows)")
         return found
@@ -291,14 +299,17 @@ def scale(src: Path, dest: Path, factor: int, *, compresslevel: int = 1, jobs: i
                 results.append(res)
                 if not quiet:
                     kind = f"x{factor}" if res.replicated else "copied once"
-                    print(f"  {res.relpath:<32} {res.rows:>13,} rows ({kind}) {res.seconds:7.1f} s", flush=True)
+                    print(
+                        f"  {res.relpath:<32} {res.rows:>13,} rows ({kind}) {res.seconds:7.1f} s", flush=True
+                    )
         elapsed = time.perf_counter() - start
         marker = {
             **wanted,
             "tables": {r.relpath: r.rows for r in sorted(results, key=lambda r: r.relpath)},
             "total_rows": sum(r.rows for r in results),
             "replicated_rows": sum(r.rows for r in results if r.replicated),
-            "patients": factor * pl.scan_csv(src / "hosp" / "patients.csv.gz").select(pl.len()).collect().item(),
+            "patients": factor
+            * pl.scan_csv(src / "hosp" / "patients.csv.gz").select(pl.len()).collect().item(),
             "build_seconds": round(elapsed, 2),
             "bytes": sum(p.stat().st_size for p in tmp.rglob("*.csv.gz")),
         }
@@ -320,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path, help="output directory (created atomically)")
     parser.add_argument("--factor", type=int, required=True, help="number of copies K")
     parser.add_argument(
-        "--compresslevel", type=int, default=1, help="gzip level of the output (1: fastest; readers do not care)"
+        "--compresslevel",
+        type=int,
+        default=1,
+        help="gzip level of the output (1: fastest; readers do not care)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="tables built in parallel")
     args = parser.parse_args(argv)
