@@ -70,24 +70,22 @@ class RawBatch:
     bytes_read: int
 
 
-def iter_raw_batches(
-    path: Path, block_size: int = 32 << 20, columns: list[str] | None = None
-) -> Iterator[RawBatch]:
-    """Stream a CSV(.gz) as string-typed batches of ``columns`` (default all). Malformed lines are
+def iter_raw_batches(path: Path, block_size: int = 8 << 20) -> Iterator[RawBatch]:
+    """Stream a CSV(.gz) as string-typed batches of all its columns. Malformed lines are
     collected, not dropped. Decompression and parsing run one batch ahead in a background thread
     (pyarrow releases the GIL), overlapping with the caller's processing of the previous batch."""
     header = read_header(path)
     malformed: list[tuple[int | None, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append((row.number, row.text))
+        # pyarrow numbers rows from 1 with the header as row 1; ours are data rows from 1.
+        malformed.append((None if row.number is None else row.number - 1, row.text))
         return "skip"
 
     raw = open(path, "rb")
     stream = pa.input_stream(raw, compression="gzip" if path.suffix == ".gz" else None)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
-        include_columns=columns,
         strings_can_be_null=True,
         null_values=[""],  # MIMIC has real values like "NA"; only empty fields are missing
         quoted_strings_can_be_null=True,
@@ -96,8 +94,10 @@ def iter_raw_batches(
     parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
 
     def produce() -> Iterator[tuple[pa.RecordBatch, list[tuple[int | None, str]], int]]:
+        # Single-threaded parsing is as fast here (decompression dominates) and is what lets
+        # pyarrow report the row number of a malformed row.
         reader = pacsv.open_csv(
-            stream, read_options=pacsv.ReadOptions(block_size=block_size),
+            stream, read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
             parse_options=parse, convert_options=convert,
         )
         for record_batch in reader:
@@ -108,10 +108,8 @@ def iter_raw_batches(
     try:
         for record_batch, bad_rows, position in _prefetch(produce()):
             frame = pl.DataFrame(pl.from_arrow(record_batch))
-            frame = frame.with_columns(
-                pl.int_range(offset + 1, offset + frame.height + 1, dtype=pl.Int64).alias(ROW)
-            )
-            offset += frame.height
+            frame = frame.with_columns(_row_numbers(offset, frame.height, bad_rows).alias(ROW))
+            offset += frame.height + len(bad_rows)
             yield RawBatch(frame, bad_rows, position)
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise DataError(f"{path}: expected a well-formed CSV file, got: {exc}") from exc
@@ -120,6 +118,16 @@ def iter_raw_batches(
         raw.close()
     if malformed:
         yield RawBatch(pl.DataFrame(), malformed.copy(), 0)
+
+
+def _row_numbers(offset: int, n_valid: int, malformed: list[tuple[int | None, str]]) -> pl.Series:
+    """Source row numbers of a batch's valid rows: the batch covers rows offset+1.. and the
+    malformed rows pyarrow skipped inside it keep their own numbers."""
+    if not malformed:
+        return pl.int_range(offset + 1, offset + n_valid + 1, dtype=pl.Int64, eager=True)
+    skipped = {n for n, _ in malformed if n is not None}
+    numbers = [n for n in range(offset + 1, offset + n_valid + len(malformed) + 1) if n not in skipped]
+    return pl.Series(numbers[:n_valid], dtype=pl.Int64)
 
 
 def _prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:

@@ -46,8 +46,8 @@ def joined_text(*columns: str, separator: str = "; ") -> pl.Expr:
 class Lookups:
     """Small tables other tables join against. All are loaded fully before streaming the rest."""
 
-    admissions: pl.DataFrame  # hadm_id, dischtime
-    edstays: pl.DataFrame  # stay_id, ed_intime, ed_outtime
+    admissions: pl.DataFrame  # hadm_id, admission_subject_id, dischtime
+    edstays: pl.DataFrame  # stay_id, ed_subject_id, ed_intime, ed_outtime
     death_times: pl.DataFrame  # subject_id, deathtime (latest in-hospital death time)
 
 
@@ -68,8 +68,14 @@ def _join_edstay(lookups: Lookups) -> Prepare:
 UNKNOWN_ADMISSION = Check(
     "unknown admission (hadm_id not in admissions)", c("dischtime").is_null(), field=S.HADM_ID
 )
+FOREIGN_ADMISSION = Check(
+    "admission belongs to another subject", c("admission_subject_id") != c(S.SUBJECT_ID), field=S.HADM_ID
+)
 UNKNOWN_ED_STAY = Check(
     "unknown ED stay (stay_id not in edstays)", c("ed_intime").is_null(), field=S.STAY_ID
+)
+FOREIGN_ED_STAY = Check(
+    "ED stay belongs to another subject", c("ed_subject_id") != c(S.SUBJECT_ID), field=S.STAY_ID
 )
 
 
@@ -93,6 +99,12 @@ def _patients(lookups: Lookups) -> TableSpec:
         prepare=prepare,
         checks=(
             Check("missing anchor_age or anchor_year", c("birth").is_null(), field="anchor_age"),
+            # patients is read whole, so the window sees every row: a later row repeating a
+            # subject_id (an exact copy or a conflicting one) is quarantined, the first is kept.
+            Check(
+                "duplicate subject_id in patients",
+                pl.int_range(pl.len()).over(S.SUBJECT_ID) > 0, field=S.SUBJECT_ID,
+            ),
         ),
         events=(
             EventSpec(code(S.BIRTH_CODE), c("birth"), required=True, label="birth"),
@@ -143,6 +155,7 @@ def _billing(name: str, lookups: Lookups) -> TableSpec:
         prepare=_join_admission(lookups),
         checks=(
             UNKNOWN_ADMISSION,
+            FOREIGN_ADMISSION,
             Check("unknown icd_version", ~c("icd_version").is_in(["9", "10"]), field="icd_version"),
         ),
         events=(
@@ -160,7 +173,7 @@ def _drgcodes(lookups: Lookups) -> TableSpec:
         required_columns=("subject_id", "hadm_id", "drg_type", "drg_code"),
         optional_columns=("description", "drg_severity", "drg_mortality"),
         prepare=_join_admission(lookups),
-        checks=(UNKNOWN_ADMISSION,),
+        checks=(UNKNOWN_ADMISSION, FOREIGN_ADMISSION),
         events=(
             EventSpec(
                 code("DRG", c("drg_type"), c("drg_code")), c("dischtime"),
@@ -177,7 +190,7 @@ def _hcpcsevents(lookups: Lookups) -> TableSpec:
         required_columns=("subject_id", "hadm_id", "hcpcs_cd"),
         optional_columns=("chartdate", "seq_num", "short_description"),
         prepare=_join_admission(lookups),
-        checks=(UNKNOWN_ADMISSION,),
+        checks=(UNKNOWN_ADMISSION, FOREIGN_ADMISSION),
         events=(EventSpec(code("HCPCS", c("hcpcs_cd")), c("dischtime"), required=True),),
         description="HCPCS billing codes, timed at discharge",
     )
@@ -456,7 +469,7 @@ def _triage(lookups: Lookups) -> TableSpec:
         stay_column="stay_id",
         hadm_column=None,
         prepare=_join_edstay(lookups),
-        checks=(UNKNOWN_ED_STAY,),
+        checks=(UNKNOWN_ED_STAY, FOREIGN_ED_STAY),
         events=(
             EventSpec(code("ED_TRIAGE"), time, text=c("chiefcomplaint"), required=True),
             EventSpec(
@@ -516,6 +529,7 @@ def _ed_diagnosis(lookups: Lookups) -> TableSpec:
         prepare=_join_edstay(lookups),
         checks=(
             UNKNOWN_ED_STAY,
+            FOREIGN_ED_STAY,
             Check("unknown icd_version", ~c("icd_version").is_in(["9", "10"]), field="icd_version"),
         ),
         events=(

@@ -82,13 +82,30 @@ INTERMEDIATE_SCHEMA = pa.schema(
 )
 
 
-class ShardWriter:
-    """Phase 1: appends events to one intermediate Parquet file per shard."""
+# One writer stays open per shard, so each must be small: no dictionaries or statistics (the files
+# are read once, whole) and small pages. Measured: 80 open writers hold ~0.4 MB each instead of ~1.5.
+INTERMEDIATE_WRITER_OPTIONS = {
+    "compression": "lz4", "use_dictionary": False, "write_statistics": False, "data_page_size": 1 << 16,
+}
 
-    def __init__(self, directory: Path, layout: ShardLayout) -> None:
+
+class ShardWriter:
+    """Phase 1: appends events to one intermediate Parquet file per shard.
+
+    Events are buffered per shard and flushed, all shards at once, when the buffers hold
+    ``buffer_events`` events. Writing each batch's slice straight away would create
+    (batches × shards) row groups, whose metadata every open writer keeps in memory: that grows
+    with the square of the input size. With the buffer, row groups number about
+    (events / buffer_events) × shards and memory stays flat.
+    """
+
+    def __init__(self, directory: Path, layout: ShardLayout, buffer_events: int = 1_000_000) -> None:
         self.directory = directory
         self.layout = layout
+        self.buffer_events = buffer_events
         self._writers: dict[int, pq.ParquetWriter] = {}
+        self._buffers: dict[int, list[pl.DataFrame]] = {}
+        self._buffered = 0
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -100,19 +117,39 @@ class ShardWriter:
             return
         if SHARD not in events.columns:
             events = events.join(self.layout.assignment, on=S.SUBJECT_ID, how="inner", maintain_order="left")
-        parts = events.partition_by(SHARD, as_dict=True, maintain_order=True)
+        parts = events.partition_by(SHARD, as_dict=True, maintain_order=True, include_key=False)
         with self._lock:  # tables stream in parallel threads
             for (shard,), part in parts.items():
-                writer = self._writers.get(int(shard))  # type: ignore[call-overload]
-                if writer is None:
-                    writer = pq.ParquetWriter(self.path(int(shard)), INTERMEDIATE_SCHEMA, compression="lz4")  # type: ignore[call-overload]
-                    self._writers[int(shard)] = writer  # type: ignore[call-overload]
-                writer.write_table(part.drop(SHARD).to_arrow().cast(INTERMEDIATE_SCHEMA))
+                self._buffers.setdefault(int(shard), []).append(part)  # type: ignore[call-overload]
+            self._buffered += events.height
+            if self._buffered >= self.buffer_events:
+                self._flush()
+
+    def _flush(self) -> None:
+        for shard, parts in sorted(self._buffers.items()):
+            writer = self._writers.get(shard)
+            if writer is None:
+                writer = pq.ParquetWriter(self.path(shard), INTERMEDIATE_SCHEMA, **INTERMEDIATE_WRITER_OPTIONS)
+                self._writers[shard] = writer
+            writer.write_table(pl.concat(parts, how="vertical").to_arrow().cast(INTERMEDIATE_SCHEMA))
+        self._buffers.clear()
+        self._buffered = 0
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        with self._lock:
+            self._flush()
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
+
+
+def _detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that shares no buffers with the frame it came from.
+
+    Polars strings are views: a group-by key or a filtered column can keep the whole shard's string
+    buffers alive. Results kept across shards must not, or memory grows shard after shard
+    (measured: ~17 MB per shard on a x100 demo copy)."""
+    return pl.DataFrame({c: frame.get_column(c).to_list() for c in frame.columns}, schema=frame.schema)
 
 
 @dataclass(frozen=True)
@@ -152,4 +189,10 @@ def finalize_shard(intermediate: Path, out_file: Path, dedupe: bool = True) -> S
     pq.write_table(events.to_arrow().cast(S.EVENT_ARROW_SCHEMA), out_file, compression="zstd")
     counts = events.group_by(S.CODE).agg(pl.len().cast(pl.Int64).alias(S.CODE_COUNT))
     tables = events.group_by(S.TABLE).agg(pl.len().cast(pl.Int64).alias(S.CODE_COUNT))
-    return ShardResult(out_file.stem, events.height, counts, tables, duplicates)
+    n_events = events.height
+    counts, tables, duplicates = _detached(counts), _detached(tables), _detached(duplicates)
+    del events, source
+    # Arrow's allocator keeps freed blocks for reuse; shards differ in size, so without this the
+    # retained blocks accumulate shard after shard (measured: RSS grew ~30 MB per shard).
+    pa.default_memory_pool().release_unused()
+    return ShardResult(out_file.stem, n_events, counts, tables, duplicates)
