@@ -82,7 +82,7 @@ def iter_raw_batches(path: Path, block_size: int = 8 << 20) -> Iterator[RawBatch
         malformed.append((None if row.number is None else row.number - 1, row.text))
         return "skip"
 
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115 - closed in the finally below; the generator owns it
     stream = pa.input_stream(raw, compression="gzip" if path.suffix == ".gz" else None)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
@@ -231,7 +231,7 @@ def parse_batch(
         bad_flags.append((pl.col(name).is_not_null() & parsed.is_null()).alias(flag))
         reason = "unparseable time" if name in spec.datetimes or name in spec.dates else (
             "non-numeric value where one is required" if name in spec.numerics
-            else f"unparseable integer"
+            else "unparseable integer"
         )
         if name in spec.numerics and name not in spec.required_numerics:
             continue  # optional numbers: unparseable ones stay as text (see text_unless_numeric)
@@ -311,9 +311,8 @@ def quarantine_of(
         return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
     columns = [c for c in raw.columns if c != ROW]
     rows = bad.join(raw, on=ROW, how="left")
-    value = pl.coalesce(
-        [pl.when(pl.col(FIELD) == c).then(pl.col(c)) for c in columns] or [pl.lit(None, pl.String)]
-    )
+    choices: list[pl.Expr] = [pl.when(pl.col(FIELD) == c).then(pl.col(c)) for c in columns]
+    value = pl.coalesce(choices or [pl.lit(None, pl.String)])
     return rows.select(
         pl.lit(spec.name).alias(S.Q_TABLE),
         pl.lit(file).alias(S.Q_FILE),

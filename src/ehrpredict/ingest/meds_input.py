@@ -137,9 +137,7 @@ def _stream_shard(name: str, frame: pl.DataFrame, writer: ShardWriter, quarantin
         .otherwise(None)
     )
     frame = frame.with_columns(reason.alias(E.REASON))
-    for table, n_rows, n_bad in frame.group_by("_source").agg(
-        pl.len(), pl.col(E.REASON).is_not_null().sum()
-    ).sort("_source").iter_rows():
+    for table, n_rows in frame.group_by("_source").agg(pl.len()).sort("_source").iter_rows():
         stats = report.tables.setdefault(table, TableReport(table, name))
         if name not in stats.file.split(", "):
             stats.file = f"{stats.file}, {name}"

@@ -100,9 +100,9 @@ def write_metadata(
 def codes_to_arrow(codes: pl.DataFrame) -> pa.Table:
     """codes.parquet with the meds schema's exact types (string, not large_string) plus extras."""
     schema = meds.CodeMetadataSchema.schema()
-    fields = [*schema, *(pa.field(c, codes.schema[c].to_arrow() if hasattr(codes.schema[c], "to_arrow")
-                                  else pa.int64()) for c in codes.columns if c not in schema.names)]
     table = codes.sort(S.CODE).to_arrow()
+    extras = [table.schema.field(c) for c in table.column_names if c not in schema.names]
+    fields = [*schema, *extras]
     return table.select([f.name for f in fields]).cast(pa.schema(fields))
 
 
@@ -119,10 +119,10 @@ def validate_dataset(root: Path) -> None:
             meds.DataSchema.validate(pq.read_schema(path))
         except (SchemaValidationError, TableValidationError) as exc:
             problems.append(f"{path}: {exc}")
-    for path, schema in ((S.SPLITS_FILE, meds.SubjectSplitSchema), (S.CODES_FILE, meds.CodeMetadataSchema)):
+    for name, schema in ((S.SPLITS_FILE, meds.SubjectSplitSchema), (S.CODES_FILE, meds.CodeMetadataSchema)):
         try:
-            schema.validate(pq.read_schema(root / path))
+            schema.validate(pq.read_schema(root / name))
         except (SchemaValidationError, TableValidationError, FileNotFoundError) as exc:
-            problems.append(f"{root / path}: {exc}")
+            problems.append(f"{root / name}: {exc}")
     if problems:
         raise SchemaError("expected a valid MEDS 0.4 dataset, got:\n  " + "\n  ".join(problems))

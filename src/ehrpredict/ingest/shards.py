@@ -120,7 +120,7 @@ class ShardWriter:
         parts = events.partition_by(SHARD, as_dict=True, maintain_order=True, include_key=False)
         with self._lock:  # tables stream in parallel threads
             for (shard,), part in parts.items():
-                self._buffers.setdefault(int(shard), []).append(part)  # type: ignore[call-overload]
+                self._buffers.setdefault(int(shard), []).append(part)
             self._buffered += events.height
             if self._buffered >= self.buffer_events:
                 self._flush()
