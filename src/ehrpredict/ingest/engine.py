@@ -224,7 +224,9 @@ def parse_batch(
         *((c, _parse_date(pl.col(c))) for c in spec.dates),
         *((c, pl.col(c).cast(pl.Float64, strict=False)) for c in spec.numerics),
     ]
-    checks: list[Check] = [Check("missing subject_id", pl.col(S.SUBJECT_ID).is_null(), S.SUBJECT_ID)]
+    checks: list[Check] = [
+        Check("missing subject_id", pl.col(S.SUBJECT_ID).is_null() & ~pl.col(f"_bad_{S.SUBJECT_ID}"), S.SUBJECT_ID)
+    ]
     bad_flags = []
     for name, parsed in conversions:
         flag = f"_bad_{name}"

@@ -189,9 +189,7 @@ def _check_headers(raw_dir: Path, tables: dict[str, Path], specs: list[TableSpec
         raise SchemaError("\n".join(problems))
 
 
-def _read_whole(
-    path: Path, config: IngestConfig, spec: TableSpec
-) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+def _read_whole(path: Path, config: IngestConfig) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
     """Small lookup tables (patients, admissions, edstays) are read fully: they are joined against."""
     frames, malformed = [], []
     for batch in E.iter_raw_batches(path, config.block_size):
@@ -275,7 +273,7 @@ class _Run:
         self.advance(spec.name, path.stat().st_size)
 
     def stream_all(self, specs: list[TableSpec], subjects: pl.DataFrame, writer: ShardWriter) -> None:
-        """Stream tables two at a time, largest first, so both cores stay busy to the end."""
+        """Stream tables, ``STREAM_WORKERS`` at a time, largest first (so parallel streams end together)."""
         specs = sorted(specs, key=lambda spec: -self.tables[spec.name].stat().st_size)
         with ThreadPoolExecutor(max_workers=STREAM_WORKERS) as pool:
             futures = [pool.submit(self.stream, spec, subjects, writer) for spec in specs]
@@ -387,9 +385,9 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
                 config: IngestConfig, progress: Progress | None,
                 dictionaries: Future[Dictionaries]) -> dict[str, object]:
     first = {s.name: s for s in table_specs(_EMPTY_LOOKUPS)}
-    admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config, first["hosp/admissions"])
+    admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
     edstays_raw, edstays_bad = (
-        _read_whole(tables["ed/edstays"], config, first["ed/edstays"]) if "ed/edstays" in tables
+        _read_whole(tables["ed/edstays"], config) if "ed/edstays" in tables
         else (None, [])
     )
     # Patients first: they define the subjects every other table is checked against.
@@ -400,7 +398,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     )
     specs = {s.name: s for s in table_specs(lookups)}
     run = _Run(raw_dir, staging, tables, config, progress)
-    patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config, specs["hosp/patients"])
+    patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config)
     patients = run.process(specs["hosp/patients"], patients_raw, patients_bad, None, None)
     splits = assign_splits(patients.get_column(S.SUBJECT_ID).to_list(), config.seed)
     layout = ShardLayout.plan(splits, _subjects_per_shard(tables, patients.height, config))

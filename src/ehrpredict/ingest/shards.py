@@ -170,8 +170,9 @@ def finalize_shard(intermediate: Path, out_file: Path, dedupe: bool = True) -> S
     events = pl.DataFrame(pl.from_arrow(source))
     # A duplicate row is a later source row of the same table whose raw fields all equal an earlier
     # one (same hash and same subject). Its events are removed and the row is quarantined.
-    # Only rows whose hash occurs more than once can be duplicates; look closer at those alone.
-    candidates = events.filter(pl.col(ROW_HASH).is_duplicated())
+    # Only events whose (row hash, event position) occurs more than once can come from duplicate
+    # rows (events of one row share the hash but not the position); look closer at those alone.
+    candidates = events.filter(pl.struct(ROW_HASH, ORDER).is_duplicated())
     rows = candidates.select(S.TABLE, S.SUBJECT_ID, ROW_HASH, ROW).unique()
     rows = rows.with_columns(pl.col(ROW).min().over(S.TABLE, S.SUBJECT_ID, ROW_HASH).alias("_kept"))
     duplicates = rows.filter(pl.col(ROW) != pl.col("_kept")).select(

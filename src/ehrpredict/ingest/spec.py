@@ -11,7 +11,7 @@ and the engine compares raw and parsed values to find fields that were present b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -68,7 +68,6 @@ class TableSpec:
     prepare: Prepare | None = None
     checks: tuple[Check, ...] = ()
     description: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def module(self) -> str:

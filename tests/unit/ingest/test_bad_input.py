@@ -375,3 +375,19 @@ def test_diagnosis_whose_admission_belongs_to_another_subject(tmp_path: Path) ->
     report, q = ingest(tmp_path / "raw", tmp_path / "out")
     assert quarantined(q, "hosp/diagnoses_icd") == [(2, "admission belongs to another subject", "hadm_id", "201")]
     assert_accounted(report, q, "hosp/diagnoses_icd", read=2, used=1)
+
+
+def test_missing_and_unparseable_subject_ids_are_told_apart(tmp_path: Path) -> None:
+    write_table(minimal_hospital(tmp_path / "raw"), "hosp/labevents", [
+        {**LAB, "charttime": "2150-05-02 06:00:00"},
+        {**LAB, "subject_id": None, "charttime": "2150-05-02 07:00:00"},   # row 2: empty
+        {**LAB, "subject_id": "1x", "charttime": "2150-05-02 08:00:00"},   # row 3: not an integer
+        {**LAB, "subject_id": 77, "charttime": "2150-05-02 09:00:00"},     # row 4: no such patient
+    ])
+    report, q = ingest(tmp_path / "raw", tmp_path / "out")
+    assert quarantined(q, "hosp/labevents") == [
+        (2, "missing subject_id", "subject_id", None),
+        (3, "unparseable integer", "subject_id", "1x"),
+        (4, "unknown subject (not in patients)", "subject_id", "77"),
+    ]
+    assert_accounted(report, q, "hosp/labevents", read=4, used=1)
