@@ -68,6 +68,40 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks(args: argparse.Namespace) -> int:
+    from ehrpredict.tasks.spec import load_library
+
+    specs = load_library()
+    if args.json:
+        print(json.dumps([{"name": t.name, "label_type": t.label_type, "anchor": t.anchor,
+                           "offset_hours": t.offset.total_seconds() / 3600, "description": t.description}
+                          for t in specs], indent=2))
+    else:
+        for t in specs:
+            print(f"{t.name:<32}{t.label_type:<15}{t.description}")
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from ehrpredict.tasks.labeler import label_dataset, write_labels
+    from ehrpredict.tasks.spec import load_task
+
+    spec = load_task(args.task)
+    start = time.perf_counter()
+    result = label_dataset(args.dataset, spec)
+    report_path = write_labels(result, args.out_file)
+    report = result.report
+    print(f"{spec.name}: {report.n_labels:,} labels from {report.n_episodes:,} episodes "
+          f"({time.perf_counter() - start:.1f} s)")
+    for split, stats in report.by_split.items():
+        extra = ", ".join(f"{k} {v}" for k, v in stats.items() if k != "n")
+        print(f"  {split:<9}{int(stats['n']):>8,}  {extra}")
+    for reason, n in report.excluded.items():
+        print(f"  excluded {n:>8,}  {reason}")
+    print(f"wrote {args.out_file} and {report_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ehrpredict", description="Raw EHR → validated clinical risk predictions."
@@ -98,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("dataset", type=Path)
     info.add_argument("--json", action="store_true", help="print a JSON object")
     info.set_defaults(handler=_info)
+    tasks = sub.add_parser("tasks", help="list the built-in prediction tasks")
+    tasks.add_argument("--json", action="store_true", help="print a JSON list")
+    tasks.set_defaults(handler=_tasks)
+    label = sub.add_parser("label", help="label a MEDS dataset for a task")
+    label.add_argument("dataset", type=Path)
+    label.add_argument("task", help="a built-in task name (see `ehrpredict tasks`) or a task YAML file")
+    label.add_argument("out_file", type=Path, help="labels parquet (the cohort report goes beside it)")
+    label.set_defaults(handler=_label)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)
     return parser

@@ -1,0 +1,1 @@
+"""Prediction tasks: declarative specs (YAML), the built-in library and the labeler."""

@@ -1,0 +1,350 @@
+"""Label a MEDS dataset for a task: one pass over each shard, whole subjects at a time.
+
+Leakage contract: ``prediction_time`` is the last moment whose events a model may use (inclusive).
+Outcome windows are ``(prediction_time, end]``; an event exactly at the prediction time is history.
+Every episode either gets a label or is excluded with a counted reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ehrpredict import schema as S
+from ehrpredict.dataset import shard_files
+from ehrpredict.errors import DataError
+from ehrpredict.tasks import episodes as EP
+from ehrpredict.tasks.spec import CodeSet, Predicate, TaskSpec, WindowEnd
+
+PRED = "prediction_time"
+REASON = "_exclusion"
+LABEL_COLUMNS = ("boolean_value", "integer_value", "float_value", "categorical_value")
+
+
+@dataclass(frozen=True)
+class CohortReport:
+    task: str
+    n_episodes: int
+    n_labels: int
+    excluded: dict[str, int]
+    by_split: dict[str, dict[str, float]]  # split -> {n, prevalence or mean}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "n_episodes": self.n_episodes,
+            "n_labels": self.n_labels,
+            "excluded": self.excluded,
+            "by_split": self.by_split,
+        }
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    labels: pl.DataFrame  # MEDS label schema, plus nothing else
+    report: CohortReport
+
+
+def _window_end(end: WindowEnd) -> pl.Expr:
+    if end.unbounded:
+        return pl.lit(None, pl.Datetime("us"))
+    base = pl.col(PRED) if end.base is None else pl.col(EP.END if end.base == "episode_end" else EP.LINKED_END)
+    return base + pl.lit(end.offset)
+
+
+def _in_window(end: WindowEnd) -> pl.Expr:
+    upper = _window_end(end)
+    return (pl.col(S.TIME) > pl.col(PRED)) & (upper.is_null() | (pl.col(S.TIME) <= upper))
+
+
+def _matching(events: pl.DataFrame, codes: CodeSet) -> pl.DataFrame:
+    return events.filter(pl.col(S.CODE).str.contains(codes.regex()))
+
+
+def _code_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: int) -> pl.DataFrame:
+    assert p.codes is not None
+    hits = (
+        _matching(events, p.codes)
+        .join(cohort.select(EP.EPISODE, S.SUBJECT_ID, PRED, EP.END, EP.LINKED_END), on=S.SUBJECT_ID)
+        .filter(_in_window(p.window_end))
+    )
+    return hits.group_by(EP.EPISODE).agg(
+        pl.lit(True).alias(f"_pos{i}"),
+        pl.col(S.TIME).min().alias(f"_t{i}"),
+        pl.col(S.CODE).unique().alias(f"_codes{i}"),
+        pl.lit(True).alias(f"_measured{i}"),
+        pl.col(S.NUMERIC_VALUE).first().alias(f"_value{i}"),
+    )
+
+
+def _lab_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: int) -> pl.DataFrame:
+    lab = p.lab
+    assert lab is not None
+    values = (
+        _matching(events, lab.codes())
+        .filter(pl.col(S.NUMERIC_VALUE).is_not_null())
+        .join(cohort.select(EP.EPISODE, S.SUBJECT_ID, PRED, EP.END, EP.LINKED_END), on=S.SUBJECT_ID)
+    )
+    baseline = (
+        values.filter(pl.col(S.TIME) <= pl.col(PRED))
+        .sort(S.TIME)
+        .group_by(EP.EPISODE)
+        .agg(pl.col(S.NUMERIC_VALUE).last().alias("_baseline"))
+    )
+    window = values.filter(_in_window(p.window_end)).join(baseline, on=EP.EPISODE, how="left")
+    value = pl.col(S.NUMERIC_VALUE)
+    flags = []
+    if lab.above is not None:
+        flags.append(value > lab.above)
+    if lab.below is not None:
+        flags.append(value < lab.below)
+    if lab.rise_by is not None:
+        flags.append(value >= pl.col("_baseline") + lab.rise_by)
+    if lab.rise_ratio is not None:
+        flags.append(value >= pl.col("_baseline") * lab.rise_ratio)
+    hit = pl.any_horizontal(flags).fill_null(False)
+    out = window.group_by(EP.EPISODE).agg(
+        hit.any().alias(f"_pos{i}"),
+        pl.col(S.TIME).filter(hit).min().alias(f"_t{i}"),
+        pl.lit(True).alias(f"_measured{i}"),
+        value.sort_by(S.TIME).first().alias(f"_value{i}"),
+    )
+    if lab.rise_by is not None or lab.rise_ratio is not None:
+        out = out.join(baseline.select(EP.EPISODE, pl.lit(True).alias(f"_baseline{i}")), on=EP.EPISODE, how="left")
+    return out
+
+
+def _duration_outcome(cohort: pl.DataFrame, p: Predicate, i: int) -> pl.DataFrame:
+    assert p.duration_above is not None
+    duration = pl.col(EP.END) - pl.col(EP.START)
+    return cohort.select(
+        EP.EPISODE,
+        (duration > pl.lit(p.duration_above)).fill_null(False).alias(f"_pos{i}"),
+        pl.lit(None, pl.Datetime("us")).alias(f"_t{i}"),
+        pl.lit(True).alias(f"_measured{i}"),
+        (duration.dt.total_seconds() / 86400).alias(f"_value{i}"),
+    )
+
+
+def _exclusions(spec: TaskSpec, episodes: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Add the first exclusion reason (null = included) to each episode."""
+    c = spec.cohort
+    checks: list[tuple[str, pl.Expr]] = [
+        ("no anchor event time", pl.col("anchor_time").is_null()),
+    ]
+    if c.in_episode:
+        checks.append(
+            ("episode ended before prediction time", pl.col(EP.END).is_null() | (pl.col(PRED) > pl.col(EP.END)))
+        )
+    checks.append(("died at or before prediction time", pl.col(EP.DEATH) <= pl.col(PRED)))
+    if c.min_age is not None:
+        age = (pl.col(PRED) - pl.col(EP.BIRTH)).dt.total_days() / 365.25
+        checks.append((f"younger than {c.min_age:g} or unknown age", age.is_null() | (age < c.min_age)))
+    if c.first_episode_only:
+        checks.append(("not the first episode", pl.int_range(pl.len()).over(S.SUBJECT_ID) > 0))
+    if c.exclude_died_in_episode:
+        checks.append(("died during the episode", pl.col(EP.DIED_IN_EPISODE)))
+    frame = episodes
+    for kind, sets in (("history", c.exclude_history), ("episode", c.exclude_in_episode)):
+        for name, codes in sets:
+            seen = _matching(events, codes).join(
+                frame.select(EP.EPISODE, S.SUBJECT_ID, EP.START, PRED), on=S.SUBJECT_ID
+            )
+            seen = seen.filter(pl.col(S.TIME) <= pl.col(PRED))
+            if kind == "episode":
+                seen = seen.filter(pl.col(S.TIME) >= pl.col(EP.START))
+            flag = f"_seen_{kind}_{name}"
+            frame = frame.join(
+                seen.select(EP.EPISODE).unique().with_columns(pl.lit(True).alias(flag)), on=EP.EPISODE, how="left"
+            )
+            label = f"already has {name}" if kind == "history" else f"{name} before prediction time"
+            checks.append((label, pl.col(flag).fill_null(False)))
+    reason: pl.Expr = pl.lit(None, pl.String)
+    for text, failed in reversed(checks):
+        reason = pl.when(failed.fill_null(False)).then(pl.lit(text)).otherwise(reason)
+    return frame.with_columns(reason.alias(REASON))
+
+
+def label_events(spec: TaskSpec, events: pl.DataFrame, last_event: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
+    """Labels and exclusion counts for the events of whole subjects (one shard or a test cohort)."""
+    facts = EP.subject_facts(events, last_event)
+    eps = (
+        EP.episodes(events, spec.anchor)
+        .join(facts, on=S.SUBJECT_ID, how="left")
+        .with_columns(
+            (pl.col("anchor_time") + pl.lit(spec.offset)).alias(PRED),
+        )
+    )
+    eps = eps.with_columns(
+        (
+            pl.col("_discharged_dead").fill_null(False) | (pl.col(EP.DEATH) <= pl.col(EP.LINKED_END)).fill_null(False)
+        ).alias(EP.DIED_IN_EPISODE)
+    )
+    eps = _exclusions(spec, eps, events)
+    excluded = Counter(dict(eps.filter(pl.col(REASON).is_not_null()).get_column(REASON).value_counts().iter_rows()))
+    cohort = eps.filter(pl.col(REASON).is_null())
+    for i, p in enumerate(spec.outcome):
+        if p.codes is not None:
+            part = _code_outcome(events, cohort, p, i)
+        elif p.lab is not None:
+            part = _lab_outcome(events, cohort, p, i)
+        else:
+            part = _duration_outcome(cohort, p, i)
+        cohort = cohort.join(part, on=EP.EPISODE, how="left")
+    labels, dropped = _labels(spec, cohort)
+    excluded.update(dropped)
+    return labels, excluded
+
+
+def _labels(spec: TaskSpec, cohort: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
+    n = len(spec.outcome)
+    positive = pl.any_horizontal([pl.col(f"_pos{i}").fill_null(False) for i in range(n)])
+    first_time = pl.min_horizontal([pl.col(f"_t{i}") for i in range(n)])
+    measured = pl.any_horizontal([pl.col(f"_measured{i}").fill_null(False) for i in range(n)])
+    reason: pl.Expr = pl.lit(None, pl.String)
+    if spec.cohort.require_followup:
+        reason = (
+            pl.when(~positive & (pl.col(EP.LAST_EVENT) <= pl.col(PRED)))
+            .then(pl.lit("no follow-up after prediction time"))
+            .otherwise(reason)
+        )
+    if spec.cohort.require_match:
+        reason = (
+            pl.when(~measured).then(pl.lit("no matching measurement or code in the outcome window")).otherwise(reason)
+        )
+    for i, p in enumerate(spec.outcome):
+        if p.lab is not None and (p.lab.rise_by is not None or p.lab.rise_ratio is not None):
+            reason = (
+                pl.when(pl.col(f"_baseline{i}").is_null())
+                .then(pl.lit("no baseline value at prediction time"))
+                .otherwise(reason)
+            )
+    cohort = cohort.with_columns(reason.alias(REASON))
+    dropped = Counter(dict(cohort.filter(pl.col(REASON).is_not_null()).get_column(REASON).value_counts().iter_rows()))
+    cohort = cohort.filter(pl.col(REASON).is_null())
+    value = _label_value(spec, cohort, positive, first_time)
+    labels = cohort.select(pl.col(S.SUBJECT_ID), pl.col(PRED).alias(PRED), *value)
+    labels = labels.unique([S.SUBJECT_ID, PRED], keep="first", maintain_order=True).sort(S.SUBJECT_ID, PRED)
+    return labels, dropped
+
+
+def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_time: pl.Expr) -> list[pl.Expr]:
+    if spec.label_type == "binary":
+        return [positive.alias("boolean_value")]
+    if spec.label_type == "regression":
+        return [
+            pl.coalesce([pl.col(f"_value{i}") for i in range(len(spec.outcome))]).cast(pl.Float32).alias("float_value")
+        ]
+    if spec.label_type == "time_to_event":
+        ends = [_window_end(p.window_end) for p in spec.outcome]
+        censor = pl.min_horizontal([pl.col(EP.LAST_EVENT), *ends])
+        when = pl.when(positive).then(first_time).otherwise(pl.max_horizontal(censor, pl.col(PRED)))
+        days = (when - pl.col(PRED)).dt.total_seconds() / 86400
+        return [positive.alias("boolean_value"), days.cast(pl.Float32).alias("float_value")]
+    codes = pl.concat_list(
+        [pl.col(f"_codes{i}").fill_null(pl.lit([], pl.List(pl.String))) for i in range(len(spec.outcome))]
+    )
+    if spec.category == "icd10_3char":
+        category = codes.list.eval(pl.element().str.split(S.CODE_SEPARATOR).list.get(1).str.split(".").list.first())
+    else:
+        prefix = f"{spec.category}{S.CODE_SEPARATOR}"
+        category = codes.list.eval(pl.element().str.strip_prefix(prefix))
+    if spec.label_type == "multilabel":
+        return [category.list.unique().list.sort().list.join("|").alias("categorical_value")]
+    return [category.list.sort().list.first().alias("categorical_value")]
+
+
+def _shard_events(path: Path, spec: TaskSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The events a task needs from one shard (episode codes, birth, death, outcome and exclusion
+    codes), and each subject's last event time, read in one pass."""
+    needed: list[str] = [*(f"{c}*" for c in EP.EPISODE_CODES), S.BIRTH_CODE, S.DEATH_CODE]
+    for p in spec.outcome:
+        needed += list(p.codes.patterns if p.codes else p.lab.codes().patterns if p.lab else ())
+    for _, codes in (*spec.cohort.exclude_history, *spec.cohort.exclude_in_episode):
+        needed += list(codes.patterns)
+    regex = CodeSet(tuple(needed)).regex()
+    columns = [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.HADM_ID, S.STAY_ID]
+    frame = pl.read_parquet(path, columns=columns)
+    last = frame.group_by(S.SUBJECT_ID).agg(pl.col(S.TIME).max().alias(EP.LAST_EVENT))
+    return frame.filter(pl.col(S.CODE).str.contains(regex)), last
+
+
+def label_dataset(dataset: str | Path, spec: TaskSpec) -> LabelResult:
+    """Label every shard of a MEDS dataset for ``spec``; see the module docstring."""
+    root = Path(dataset)
+    files = shard_files(root)
+    parts, excluded, n_episodes = [], Counter[str](), 0
+    for path in files:
+        events, last = _shard_events(path, spec)
+        labels, dropped = label_events(spec, events, last)
+        parts.append(labels)
+        excluded.update(dropped)
+        n_episodes += labels.height + sum(dropped.values())
+    empty = pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, PRED: pl.Datetime("us")})
+    labels = pl.concat(parts, how="vertical_relaxed") if parts else empty
+    splits = _splits(root)
+    return LabelResult(
+        labels,
+        CohortReport(
+            task=spec.name,
+            n_episodes=n_episodes,
+            n_labels=labels.height,
+            excluded=dict(sorted(excluded.items())),
+            by_split=_by_split(spec, labels, splits),
+        ),
+    )
+
+
+def _splits(root: Path) -> pl.DataFrame:
+    path = root / S.SPLITS_FILE
+    if not path.exists():
+        raise DataError(f"expected {path} (run ehrpredict ingest first), got no splits file")
+    return pl.read_parquet(path)
+
+
+def _by_split(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame) -> dict[str, dict[str, float]]:
+    joined = labels.join(splits, on=S.SUBJECT_ID, how="left")
+    out: dict[str, dict[str, float]] = {}
+    for split in S.SPLITS:
+        part = joined.filter(pl.col(S.SPLIT) == split)
+        stats: dict[str, float] = {"n": part.height}
+        if part.height and "boolean_value" in part.columns:
+            stats["prevalence"] = round(float(part.get_column("boolean_value").cast(pl.Float64).mean() or 0.0), 4)  # type: ignore[arg-type]
+        if part.height and spec.label_type == "multilabel":
+            n_labels = part.get_column("categorical_value").str.split("|").list.len()
+            stats["mean_labels"] = round(float(n_labels.mean() or 0.0), 2)  # type: ignore[arg-type]
+        if part.height and spec.label_type == "regression":
+            stats["mean"] = round(float(part.get_column("float_value").mean() or 0.0), 3)  # type: ignore[arg-type]
+        out[split] = stats
+    return out
+
+
+def write_labels(result: LabelResult, out_file: str | Path) -> Path:
+    """Write labels (MEDS label schema) and the cohort report (``<out>.cohort.json``) atomically."""
+    import meds
+
+    from ehrpredict.ingest.output import write_json
+
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in (S.SUBJECT_ID, PRED, *LABEL_COLUMNS) if c in result.labels.columns]
+    table = result.labels.select(columns).to_arrow()
+    schema = meds.LabelSchema.schema()
+    table = table.cast(pa_schema_for(schema, columns))
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(out)
+    report = out.with_suffix(".cohort.json")
+    write_json(report, result.report.to_json())
+    return report
+
+
+def pa_schema_for(schema: Any, columns: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([schema.field(c) for c in columns])
