@@ -384,7 +384,6 @@ def _load_vocabularies(tables: dict[str, Path]) -> Dictionaries:
 def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
                 config: IngestConfig, progress: Progress | None,
                 dictionaries: Future[Dictionaries]) -> dict[str, object]:
-    first = {s.name: s for s in table_specs(_EMPTY_LOOKUPS)}
     admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
     edstays_raw, edstays_bad = (
         _read_whole(tables["ed/edstays"], config) if "ed/edstays" in tables
