@@ -83,22 +83,26 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from ehrpredict.tasks.labeler import label_dataset, write_labels
-    from ehrpredict.tasks.spec import load_task
+    from ehrpredict.tasks.labeler import label_many, write_labels
+    from ehrpredict.tasks.spec import load_library, load_task
 
-    spec = load_task(args.task)
+    many = args.task == "all" or "," in args.task
+    specs = load_library() if args.task == "all" else [load_task(t.strip()) for t in args.task.split(",")]
     start = time.perf_counter()
-    result = label_dataset(args.dataset, spec)
-    report_path = write_labels(result, args.out_file)
-    report = result.report
-    print(f"{spec.name}: {report.n_labels:,} labels from {report.n_episodes:,} episodes "
-          f"({time.perf_counter() - start:.1f} s)")
-    for split, stats in report.by_split.items():
-        extra = ", ".join(f"{k} {v}" for k, v in stats.items() if k != "n")
-        print(f"  {split:<9}{int(stats['n']):>8,}  {extra}")
-    for reason, n in report.excluded.items():
-        print(f"  excluded {n:>8,}  {reason}")
-    print(f"wrote {args.out_file} and {report_path}")
+    results = label_many(args.dataset, specs)
+    for spec in specs:
+        result = results[spec.name]
+        out = args.out / f"{spec.name}.parquet" if many else args.out
+        report_path = write_labels(result, out)
+        report = result.report
+        print(f"{spec.name}: {report.n_labels:,} labels from {report.n_episodes:,} episodes")
+        for split, stats in report.by_split.items():
+            extra = ", ".join(f"{k} {v}" for k, v in stats.items() if k != "n")
+            print(f"  {split:<9}{int(stats['n']):>8,}  {extra}")
+        for reason, n in report.excluded.items():
+            print(f"  excluded {n:>8,}  {reason}")
+        print(f"  wrote {out} and {report_path}")
+    print(f"labeled {len(specs)} task(s) in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -137,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.set_defaults(handler=_tasks)
     label = sub.add_parser("label", help="label a MEDS dataset for a task")
     label.add_argument("dataset", type=Path)
-    label.add_argument("task", help="a built-in task name (see `ehrpredict tasks`) or a task YAML file")
-    label.add_argument("out_file", type=Path, help="labels parquet (the cohort report goes beside it)")
+    label.add_argument("task", help="a built-in task name (see `ehrpredict tasks`), a task YAML file, "
+                       "several separated by commas, or `all`")
+    label.add_argument("out", type=Path, help="labels parquet for one task (the cohort report goes beside "
+                       "it); a directory for several")
     label.set_defaults(handler=_label)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)

@@ -259,45 +259,55 @@ def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_
     return [category.list.sort().list.first().alias("categorical_value")]
 
 
-def _shard_events(path: Path, spec: TaskSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The events a task needs from one shard (episode codes, birth, death, outcome and exclusion
-    codes), and each subject's last event time, read in one pass."""
+def _needed_codes(spec: TaskSpec) -> list[str]:
+    """Code patterns a task reads: episode codes, birth, death, outcome and exclusion codes."""
     needed: list[str] = [*(f"{c}*" for c in EP.EPISODE_CODES), S.BIRTH_CODE, S.DEATH_CODE]
     for p in spec.outcome:
-        needed += list(p.codes.patterns if p.codes else p.lab.codes().patterns if p.lab else ())
+        if p.codes is not None:
+            needed += list(p.codes.patterns)
+        if p.lab is not None:
+            needed += list(p.lab.codes().patterns)
     for _, codes in (*spec.cohort.exclude_history, *spec.cohort.exclude_in_episode):
         needed += list(codes.patterns)
-    regex = CodeSet(tuple(needed)).regex()
+    return needed
+
+
+def _shard_events(path: Path, patterns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The events matching ``patterns`` from one shard and each subject's last event time."""
     columns = [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.HADM_ID, S.STAY_ID]
     frame = pl.read_parquet(path, columns=columns)
     last = frame.group_by(S.SUBJECT_ID).agg(pl.col(S.TIME).max().alias(EP.LAST_EVENT))
-    return frame.filter(pl.col(S.CODE).str.contains(regex)), last
+    return frame.filter(pl.col(S.CODE).str.contains(CodeSet(tuple(patterns)).regex())), last
 
 
 def label_dataset(dataset: str | Path, spec: TaskSpec) -> LabelResult:
     """Label every shard of a MEDS dataset for ``spec``; see the module docstring."""
+    return label_many(dataset, [spec])[spec.name]
+
+
+def label_many(dataset: str | Path, specs: list[TaskSpec]) -> dict[str, LabelResult]:
+    """Label several tasks in one pass: each shard is read once for all of them."""
     root = Path(dataset)
     files = shard_files(root)
-    parts, excluded, n_episodes = [], Counter[str](), 0
-    for path in files:
-        events, last = _shard_events(path, spec)
-        labels, dropped = label_events(spec, events, last)
-        parts.append(labels)
-        excluded.update(dropped)
-        n_episodes += labels.height + sum(dropped.values())
-    empty = pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, PRED: pl.Datetime("us")})
-    labels = pl.concat(parts, how="vertical_relaxed") if parts else empty
     splits = _splits(root)
-    return LabelResult(
-        labels,
-        CohortReport(
-            task=spec.name,
-            n_episodes=n_episodes,
-            n_labels=labels.height,
-            excluded=dict(sorted(excluded.items())),
-            by_split=_by_split(spec, labels, splits),
-        ),
-    )
+    patterns = sorted({p for spec in specs for p in _needed_codes(spec)})
+    parts: dict[str, list[pl.DataFrame]] = {spec.name: [] for spec in specs}
+    excluded: dict[str, Counter[str]] = {spec.name: Counter() for spec in specs}
+    for path in files:
+        events, last = _shard_events(path, patterns)
+        for spec in specs:
+            labels, dropped = label_events(spec, events, last)
+            parts[spec.name].append(labels)
+            excluded[spec.name].update(dropped)
+    results = {}
+    for spec in specs:
+        labels = pl.concat(parts[spec.name], how="vertical_relaxed")
+        n_excluded = sum(excluded[spec.name].values())
+        results[spec.name] = LabelResult(labels, CohortReport(
+            task=spec.name, n_episodes=labels.height + n_excluded, n_labels=labels.height,
+            excluded=dict(sorted(excluded[spec.name].items())), by_split=_by_split(spec, labels, splits),
+        ))
+    return results
 
 
 def _splits(root: Path) -> pl.DataFrame:
