@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_tasks.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench

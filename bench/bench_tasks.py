@@ -45,8 +45,9 @@ def main() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"all {len(specs)} tasks in one pass: {total:.2f} s, peak RSS {peak:.2f} GB, dataset {args.dataset}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"dataset": str(args.dataset), "total_seconds": round(total, 2), "single_task_seconds": round(single, 2),
-                                        "peak_rss_gb": round(peak, 3), "tasks": rows}, indent=2) + "\n")
+    payload = {"dataset": str(args.dataset), "total_seconds": round(total, 2),
+               "single_task_seconds": round(single, 2), "peak_rss_gb": round(peak, 3), "tasks": rows}
+    args.results.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
