@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 
 from ehrpredict import __version__
 from ehrpredict import schema as S
-from ehrpredict.errors import ConfigError, DataError, SchemaError
+from ehrpredict.errors import ConfigError
 from ehrpredict.ingest import engine as E
+from ehrpredict.ingest.mimic4_layout import check_headers, discover, version_hint
 from ehrpredict.ingest.mimic4_tables import (
-    REQUIRED_TABLES,
     UNMAPPED_TABLES,
     Lookups,
     table_specs,
@@ -54,7 +54,6 @@ from ehrpredict.ingest.spec import TableSpec
 from ehrpredict.vocab.codes import build_code_metadata
 from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries, warm_package_vocabularies
 
-MODULES = ("hosp", "icu", "ed", "note")
 # Rough source rows per compressed byte, used only to size shards so memory stays flat.
 ROWS_PER_GZ_BYTE = 1 / 8
 ROWS_PER_CSV_BYTE = 1 / 100
@@ -110,44 +109,6 @@ class IngestResult:
 Progress = Callable[[str, int, int], None]  # (table, bytes done, bytes total)
 
 
-def _module_dirs(raw_dir: Path) -> dict[str, Path]:
-    """Find hosp/, icu/, ed/, note/ directly in RAW_DIR or one level below (e.g. mimic-iv-ed-2.2/ed)."""
-    found: dict[str, Path] = {}
-    candidates = [raw_dir, *sorted(p for p in raw_dir.iterdir() if p.is_dir())]
-    for base in candidates:
-        for module in MODULES:
-            if module not in found and (base / module).is_dir():
-                found[module] = base / module
-    return found
-
-
-def discover(raw_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Map ``module/table`` → file for every CSV found, and list files that are not tables."""
-    if not raw_dir.is_dir():
-        what = "a file" if raw_dir.exists() else "a missing path"
-        raise DataError(f"expected RAW_DIR to be a MIMIC-IV directory, got {what}: {raw_dir}")
-    modules = _module_dirs(raw_dir)
-    if "hosp" not in modules:
-        raise DataError(
-            f"expected a MIMIC-IV directory containing hosp/patients.csv.gz, got {raw_dir} "
-            f"(subdirectories: {', '.join(sorted(p.name for p in raw_dir.iterdir() if p.is_dir())) or 'none'})"
-        )
-    tables: dict[str, Path] = {}
-    unrecognized: list[str] = []
-    for module, directory in modules.items():
-        for path in sorted(directory.iterdir()):
-            name = path.name
-            for suffix in (".csv.gz", ".csv"):
-                if name.endswith(suffix):
-                    key = f"{module}/{name[: -len(suffix)]}"
-                    tables.setdefault(key, path)  # .csv.gz wins over .csv
-                    break
-            else:
-                if path.is_file():
-                    unrecognized.append(f"{module}/{name}")
-    return tables, unrecognized
-
-
 def _code_hash() -> str:
     """Hash of the ingestion and vocabulary code, so a changed mapping never reuses an old output."""
     package = Path(__file__).resolve().parent.parent
@@ -165,28 +126,6 @@ def _fingerprint(tables: dict[str, Path], config: IngestConfig) -> str:
         "files": {k: [p.name, p.stat().st_size] for k, p in sorted(tables.items())},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _check_headers(raw_dir: Path, tables: dict[str, Path], specs: list[TableSpec]) -> None:
-    """Read every mapped table's header; collect all missing-column problems before raising."""
-    missing_required = [t for t in REQUIRED_TABLES if t not in tables]
-    if missing_required:
-        raise DataError(
-            "expected required MIMIC-IV tables "
-            + ", ".join(f"{t}.csv.gz" for t in missing_required)
-            + f", not found under {raw_dir}"
-        )
-    problems: list[str] = []
-    for spec in specs:
-        if spec.name not in tables:
-            continue
-        header = E.read_header(tables[spec.name])
-        try:
-            E.require_columns(tables[spec.name], header, spec)
-        except SchemaError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise SchemaError("\n".join(problems))
 
 
 def _read_whole(path: Path, config: IngestConfig) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
@@ -345,7 +284,7 @@ def ingest_mimic4(
         report = json.loads((out_dir / S.QUALITY_REPORT_FILE).read_text())
         return _result(out_dir, report, skipped=True)
 
-    _check_headers(raw_dir, tables, table_specs(_EMPTY_LOOKUPS))
+    check_headers(raw_dir, tables, table_specs(_EMPTY_LOOKUPS))
     with staged_output(out_dir, overwrite=overwrite) as staging:
         report = _ingest_into(raw_dir, staging, tables, unrecognized, config, progress)
         write_json(staging / COMPLETE_MARKER, {"fingerprint": fingerprint, "etl_version": __version__})
@@ -444,7 +383,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
 
     codes = build_code_metadata(code_counts, dictionaries.result())
     write_metadata(
-        staging, dataset_name="MIMIC-IV", dataset_version=_version_hint(raw_dir), splits=splits,
+        staging, dataset_name="MIMIC-IV", dataset_version=version_hint(raw_dir), splits=splits,
         codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed}},
     )
     validate_dataset(staging)
@@ -483,15 +422,6 @@ def _account(result: ShardResult, run: _Run, counts: list[pl.DataFrame]) -> None
         run.sink("999-duplicates").write(E.duplicate_records(result.duplicates, run.report.tables))
         for table, n in result.duplicates.get_column(S.TABLE).value_counts().iter_rows():
             run.report.tables[table].quarantined["duplicate row"] += n
-
-
-def _version_hint(raw_dir: Path) -> str:
-    """MIMIC-IV version from the directory name when it says one (mimic-iv-3.1), else "unknown"."""
-    for part in reversed(raw_dir.parts):
-        for version in ("3.1", "3.0", "2.2", "2.1", "2.0"):
-            if version in part:
-                return version
-    return "unknown"
 
 
 def default_progress() -> Progress:
