@@ -25,5 +25,10 @@ echo
 echo "== info"
 "$bin/ehrpredict" info "$dataset"
 echo
+echo "== label every built-in task"
+labels="$out/$name-labels"
+"$bin/ehrpredict" label "$dataset" all "$labels" | grep -E "^[a-z0-9_]+: |labeled"
+echo
 echo "demo done. Dataset: $dataset"
 echo "report: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet)"
+echo "labels and cohort reports: $labels/"
