@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
-DEMO_DATA ?= $(or $(EHRPREDICT_MIMIC_DEMO),../shared/data/mimic-iv-demo-2.2)
+DATA ?=
 OUT ?= out
 
 .PHONY: setup demo test bench lint lock clean
@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	@bash scripts/demo.sh "$(DEMO_DATA)" "$(OUT)"
+	@bash scripts/demo.sh "$(DATA)" "$(OUT)"
 
 # pytest exit code 5 means no test ran: that is a failure, not a pass.
 test: setup
@@ -28,6 +28,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_tasks.py
+	$(BIN)/python bench/bench_synth.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench

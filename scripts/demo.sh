@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# `make demo`: run what the pipeline can do so far, end to end, and print where the report is.
-# Uses the real MIMIC-IV demo when it is present; on a fresh machine without it, a tiny MIMIC-shaped
-# hospital written by ehrpredict.testing, so the command never fails for lack of data.
+# `make demo`: run what the pipeline can do so far, end to end, and print where the reports are.
+# With no data given, a cached 2,000-patient synthetic hospital (ehrpredict synth) is the input, so
+# the command needs nothing but Python on a fresh machine. `make demo DATA=<MIMIC-IV dir>` uses a
+# real MIMIC-IV directory instead (for example the demo: DATA=../shared/data/mimic-iv-demo-2.2).
 set -euo pipefail
-data="${1:?usage: demo.sh DATA_DIR OUT_DIR}"
-out="${2:?usage: demo.sh DATA_DIR OUT_DIR}"
+data="${1:-}"
+out="${2:?usage: demo.sh [DATA_DIR] OUT_DIR}"
 bin=.venv/bin
 
-if [ -f "$data/hosp/patients.csv.gz" ]; then
+if [ -n "$data" ]; then
+  [ -f "$data/hosp/patients.csv.gz" ] || [ -f "$data/hosp/patients.csv" ] || {
+    echo "error: expected a MIMIC-IV directory with hosp/patients.csv.gz, got $data" >&2; exit 1; }
   source_dir="$data"
-  name="mimic-iv-demo"
-  echo "== using the MIMIC-IV demo at $data"
+  name="$(basename "$data")"
+  echo "== using the MIMIC-IV directory $data"
 else
-  source_dir="$out/tiny-hospital-raw"
-  name="tiny-hospital"
-  echo "== the MIMIC-IV demo is not at $data (set EHRPREDICT_MIMIC_DEMO); using a tiny built-in hospital"
-  "$bin/python" -c "import sys; from ehrpredict.testing.mimic import minimal_hospital; minimal_hospital(sys.argv[1])" "$source_dir"
+  source_dir=".cache/demo/synthetic-2000-seed0"
+  name="synthetic-hospital"
+  if [ -f "$source_dir/SYNTHETIC.json" ]; then
+    echo "== using the cached synthetic hospital in $source_dir"
+  else
+    echo "== generating a 2,000-patient synthetic hospital in $source_dir"
+    "$bin/ehrpredict" synth "$source_dir" --patients 2000 --seed 0 --overwrite
+  fi
 fi
 
 dataset="$out/$name-meds"
+echo
 echo "== ingest: $source_dir -> $dataset"
 "$bin/ehrpredict" ingest mimic4 "$source_dir" "$dataset" --overwrite
 echo

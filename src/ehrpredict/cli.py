@@ -106,6 +106,32 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ehrpredict.ingest.synth import SynthConfig, generate, parse_modules
+
+    config = SynthConfig(n_patients=args.patients, seed=args.seed, modules=parse_modules(args.modules))
+    start = time.perf_counter()
+    with tqdm(total=config.n_patients, desc="generating", unit=" patients", file=sys.stderr, leave=False,
+              disable=args.quiet) as bar:
+        def progress(_stage: str, done: int, _total: int) -> None:
+            bar.update(done - bar.n)
+
+        result = generate(args.out_dir, config, overwrite=args.overwrite, progress=progress)
+    rows = sum(result.tables.values())
+    print(
+        f"wrote {result.out_dir}: {result.n_patients:,} synthetic patients, {len(result.tables)} tables, "
+        f"{rows:,} rows ({', '.join(config.modules)}; seed {config.seed}; {time.perf_counter() - start:.1f} s)\n"
+        f"  admissions: {result.tables.get('hosp/admissions', 0):,}, "
+        f"ICU stays: {result.tables.get('icu/icustays', 0):,}, ED stays: {result.tables.get('ed/edstays', 0):,}\n"
+        f"  oracle (true outcome probabilities, not for training): {result.oracle_path} "
+        f"({result.oracle_rows:,} rows)\n"
+        f"  next: ehrpredict ingest mimic4 {result.out_dir} MEDS_DIR"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ehrpredict", description="Raw EHR → validated clinical risk predictions."
@@ -131,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="seed of the train/tuning/held_out split")
         p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
         p.add_argument("--quiet", action="store_true", help="no progress display or table summary")
+
+    synth = sub.add_parser("synth", help="write a synthetic hospital as raw MIMIC-IV tables (with an oracle)")
+    synth.add_argument("out_dir", type=Path, help="where hosp/, icu/, ed/, note/ and oracle/ are written")
+    synth.add_argument("--patients", type=int, default=1000, help="number of patients (default 1000)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
+    synth.add_argument("--modules", default="hosp,icu,ed,note",
+                       help="comma-separated modules to write (default hosp,icu,ed,note; hosp is required)")
+    synth.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    synth.add_argument("--quiet", action="store_true", help="no progress display")
+    synth.set_defaults(handler=_synth)
 
     info = sub.add_parser("info", help="summarize a MEDS dataset")
     info.add_argument("dataset", type=Path)
