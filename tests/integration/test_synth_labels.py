@@ -31,7 +31,7 @@ PAIRS = {
     "hyponatremia_48h": ("hyponatremia_48h", 1.0),
     "thrombocytopenia_48h": ("thrombocytopenia_48h", 1.0),
     "anemia_48h": ("anemia_48h", 1.0),
-    "aki_48h": ("aki_48h", 0.98),  # generator: rise over the admission value; task: over the last value before prediction
+    "aki_48h": ("aki_48h", 0.98),  # generator: rise over the admission value; task: over the last value
     "new_heart_failure_1y": ("new_heart_failure_1y", 0.97),
     "new_type2_diabetes_1y": ("new_type2_diabetes_1y", 0.97),
     "ed_hospitalization": ("ed_hospitalization", 1.0),

@@ -23,6 +23,7 @@ from ehrpredict.tasks.spec import CodeSet, Predicate, TaskSpec, WindowEnd
 
 PRED = "prediction_time"
 REASON = "_exclusion"
+RISE_TOLERANCE = 1e-4
 LABEL_COLUMNS = ("boolean_value", "integer_value", "float_value", "categorical_value")
 
 
@@ -97,16 +98,19 @@ def _lab_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: in
         .agg(pl.col(S.NUMERIC_VALUE).last().alias("_baseline"))
     )
     window = values.filter(_in_window(p.window_end)).join(baseline, on=EP.EPISODE, how="left")
-    value = pl.col(S.NUMERIC_VALUE)
+    # Values are stored as float32 (MEDS): 1.1 -> 1.4 is a rise of 0.29999995. Rises and ratios are
+    # compared with a tolerance far below any lab's reported precision.
+    value = pl.col(S.NUMERIC_VALUE).cast(pl.Float64)
+    baseline_value = pl.col("_baseline").cast(pl.Float64)
     flags = []
     if lab.above is not None:
         flags.append(value > lab.above)
     if lab.below is not None:
         flags.append(value < lab.below)
     if lab.rise_by is not None:
-        flags.append(value >= pl.col("_baseline") + lab.rise_by)
+        flags.append(value >= baseline_value + lab.rise_by - RISE_TOLERANCE)
     if lab.rise_ratio is not None:
-        flags.append(value >= pl.col("_baseline") * lab.rise_ratio)
+        flags.append(value >= baseline_value * lab.rise_ratio - RISE_TOLERANCE)
     hit = pl.any_horizontal(flags).fill_null(False)
     out = window.group_by(EP.EPISODE).agg(
         hit.any().alias(f"_pos{i}"),
@@ -115,7 +119,10 @@ def _lab_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: in
         value.sort_by(S.TIME).first().alias(f"_value{i}"),
     )
     if lab.rise_by is not None or lab.rise_ratio is not None:
-        out = out.join(baseline.select(EP.EPISODE, pl.lit(True).alias(f"_baseline{i}")), on=EP.EPISODE, how="left")
+        # Every episode with a baseline, whether or not the window has a value (a full join), so
+        # "no baseline" and "no value in the window" are told apart.
+        has_baseline = baseline.select(EP.EPISODE, pl.lit(True).alias(f"_baseline{i}"))
+        out = has_baseline.join(out, on=EP.EPISODE, how="full", coalesce=True)
     return out
 
 

@@ -236,7 +236,7 @@ def parse_task(raw: object, source: str = "") -> TaskSpec:
         if key in cohort_raw and not isinstance(cohort_raw[key], bool):
             raise ConfigError(f"expected true or false at task.cohort.{key}, got {cohort_raw[key]!r}")
     min_age = cohort_raw.get("min_age", 18)
-    if min_age is not None and not isinstance(min_age, int | float):
+    if min_age is not None and (isinstance(min_age, bool) or not isinstance(min_age, int | float)):
         raise ConfigError(f"expected a number at task.cohort.min_age, got {min_age!r}")
     cohort = Cohort(
         min_age=None if min_age is None else float(min_age),
@@ -266,6 +266,9 @@ def parse_task(raw: object, source: str = "") -> TaskSpec:
     category = spec.get("category")
     if label_type in ("multilabel", "multiclass") and not category:
         raise ConfigError(f"expected task.category for a {label_type} task, got none")
+    if label_type in ("multilabel", "multiclass") and any(p.codes is None for p in predicates):
+        raise ConfigError(f"expected only codes predicates in task.outcome of a {label_type} task "
+                          "(its classes are taken from the matching codes)")
     return TaskSpec(
         name=name,
         description=str(_require(spec, "description", "task")),

@@ -1,0 +1,190 @@
+"""Task specs: the built-in library loads, and a bad spec fails with a ConfigError naming its field."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ehrpredict.cli import main
+from ehrpredict.errors import ConfigError
+from ehrpredict.tasks.spec import (
+    LIBRARY,
+    CodeSet,
+    WindowEnd,
+    library_names,
+    load_library,
+    load_task,
+    parse_duration,
+    parse_task,
+)
+
+# The module docstring's example, as a mapping: every test below breaks one thing in a copy of it.
+VALID: dict[str, Any] = {
+    "name": "hyperkalemia_48h",
+    "description": "Potassium above 5.5 mEq/L in the 48 h after admission + 24 h.",
+    "label_type": "binary",
+    "prediction": {"anchor": "admission", "offset": "24h"},
+    "cohort": {"min_age": 18, "in_episode": True, "require_match": True},
+    "outcome": {
+        "window": {"end": "48h"},
+        "lab": {"items": ["LAB//50971", "LAB//50822"], "unit": "mEq/L", "above": 5.5},
+    },
+}
+
+
+def broken(**changes: Any) -> dict[str, Any]:
+    """A copy of VALID with dotted keys set (``None`` deletes): ``broken(**{"outcome.window.end": None})``."""
+    spec = copy.deepcopy(VALID)
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = spec
+        for p in parents:
+            node = node[p]
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    return spec
+
+
+def test_the_docstring_example_parses() -> None:
+    spec = parse_task(VALID)
+    assert (spec.name, spec.label_type, spec.anchor, spec.offset) == ("hyperkalemia_48h", "binary", "admission", timedelta(hours=24))
+    assert spec.cohort.require_match and spec.cohort.min_age == 18.0 and not spec.cohort.exclude_died_in_episode
+    (predicate,) = spec.outcome
+    assert predicate.window_end == WindowEnd(offset=timedelta(hours=48))
+    assert predicate.lab is not None and predicate.lab.codes().patterns == ("LAB//50971//mEq/L", "LAB//50822//mEq/L")
+
+
+def test_every_builtin_task_loads_with_a_one_line_description() -> None:
+    specs = load_library()
+    assert len(specs) >= 18
+    assert [s.name for s in specs] == library_names() == sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+    for spec in specs:
+        assert spec.description.strip() and "\n" not in spec.description, spec.name
+        assert spec.source == str(LIBRARY / f"{spec.name}.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30m", timedelta(minutes=30)), ("1.5h", timedelta(minutes=90)), ("7d", timedelta(days=7)),
+     ("2w", timedelta(days=14)), (0, timedelta(0)), (" 24h ", timedelta(hours=24))],
+)
+def test_durations(text: object, expected: timedelta) -> None:
+    assert parse_duration(text, "here") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("none", WindowEnd(unbounded=True)), ("episode_end", WindowEnd(base="episode_end")),
+     ("episode_end+24h", WindowEnd(base="episode_end", offset=timedelta(hours=24))),
+     ("linked_end + 1d", WindowEnd(base="linked_end", offset=timedelta(days=1))),
+     ("365d", WindowEnd(offset=timedelta(days=365)))],
+)
+def test_window_ends(text: str, expected: WindowEnd) -> None:
+    assert WindowEnd.parse(text, "here") == expected
+
+
+def test_code_patterns_match_exactly_by_prefix_or_by_regex() -> None:
+    codes = CodeSet.parse(["MEDS_DEATH", "ICD10CM//I50*", r"re:ICD9CM//250\.\d[02]"], "here")
+    pattern = re.compile(codes.regex())
+    hits = ["MEDS_DEATH", "ICD10CM//I50", "ICD10CM//I50.9", "ICD9CM//250.00", "ICD9CM//250.12"]
+    misses = ["MEDS_DEATH_X", "ICD10CM//I5", "XICD10CM//I50.9", "ICD9CM//250.01", "ICD9CM//250.002"]
+    assert [bool(pattern.match(c)) for c in hits + misses] == [True] * 5 + [False] * 5
+
+
+BAD_SPECS = [  # (what is wrong, the broken spec, text the error must contain)
+    ("unknown top-level field", broken(labels="x"), "at task, got unknown field(s) ['labels']"),
+    ("unknown cohort field", broken(**{"cohort.min_agee": 18}), "at task.cohort, got unknown field(s) ['min_agee']"),
+    ("unknown lab field", broken(**{"outcome.lab.units": "x"}), "at task.outcome.lab, got unknown field(s) ['units']"),
+    ("bad label_type", broken(label_type="boolean"), "expected task.label_type in"),
+    ("bad anchor", broken(**{"prediction.anchor": "admit"}), "expected task.prediction.anchor in"),
+    ("bad offset", broken(**{"prediction.offset": "24 hours"}), "at task.prediction.offset, got '24 hours'"),
+    ("bad window end", broken(**{"outcome.window.end": "2 days"}), "at task.outcome.window.end, got '2 days'"),
+    ("bad window base", broken(**{"outcome.window.end": "episode_end 24h"}), "episode_end+<duration> at task.outcome.window.end"),
+    ("missing window end", broken(**{"outcome.window.end": None}), "expected field task.outcome.window.end"),
+    ("missing outcome", broken(outcome=None), "expected field task.outcome"),
+    ("missing name", broken(name=None), "expected field task.name"),
+    ("bad name", broken(name="Hyper-K"), "task.name"),
+    ("two kinds", broken(**{"outcome.codes": ["MEDS_DEATH"]}), "exactly one of codes, lab, duration_above at task.outcome, got ['codes', 'lab']"),
+    ("no kind", broken(**{"outcome.lab": None}), "exactly one of codes, lab, duration_above at task.outcome, got none"),
+    ("bad regex", broken(**{"outcome.lab": None, "outcome.codes": ["re:ICD9CM//(250"]}), "valid regular expression at task.outcome.codes"),
+    ("empty codes", broken(**{"outcome.lab": None, "outcome.codes": []}), "non-empty list of codes at task.outcome.codes"),
+    ("no threshold", broken(**{"outcome.lab.above": None}), "one of above, below, rise_by, rise_ratio at task.outcome.lab"),
+    ("text threshold", broken(**{"outcome.lab.above": "5.5"}), "a number at task.outcome.lab.above"),
+    ("no unit", broken(**{"outcome.lab.unit": None}), "expected field task.outcome.lab.unit"),
+    ("text flag", broken(**{"cohort.in_episode": "yes"}), "true or false at task.cohort.in_episode"),
+    ("multilabel without category", broken(label_type="multilabel"), "expected task.category for a multilabel task"),
+    ("bad exclusion codes", broken(**{"cohort.exclude_history": {"hf": []}}), "at task.cohort.exclude_history.hf"),
+    ("not a mapping", broken(prediction="admission"), "expected a mapping at task.prediction, got str"),
+    ("any_of item with two kinds",
+     broken(**{"outcome.lab": None, "outcome.any_of": [{"codes": ["A"]}, {"codes": ["B"], "duration_above": "7d"}]}),
+     "at task.outcome.any_of[1], got ['codes', 'duration_above']"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), [b[1:] for b in BAD_SPECS], ids=[b[0] for b in BAD_SPECS])
+def test_a_bad_spec_names_its_field(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_task(raw)
+    assert message in str(caught.value)
+
+
+def test_min_age_false_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="task.cohort.min_age"):
+        parse_task(broken(**{"cohort.min_age": False}))
+
+
+def test_a_multilabel_task_needs_codes_to_take_categories_from() -> None:
+    with pytest.raises(ConfigError, match="task.outcome"):  # the labeler later fails: no column "_codes0"
+        parse_task(broken(label_type="multilabel", category="LAB"))
+
+
+def test_an_unknown_task_name_lists_the_builtin_tasks() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_task("no_such_task")
+    message = str(caught.value)
+    assert "got 'no_such_task'" in message
+    assert all(name in message for name in library_names())
+
+
+def test_a_missing_yaml_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing path: .*nothing_here.yaml"):
+        load_task(tmp_path / "nothing_here.yaml")
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\noutcome: {window: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: expected valid YAML"):
+        load_task(path)
+
+
+def test_a_bad_field_in_a_file_names_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(broken(**{"prediction.anchor": "icu"})))
+    with pytest.raises(ConfigError, match=r"mine\.yaml: expected task\.prediction\.anchor in .*got 'icu'"):
+        load_task(path)
+
+
+def test_a_task_file_loads_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(VALID))
+    assert load_task(path) == parse_task(VALID)  # source is not compared
+
+
+def test_cli_tasks_json_lists_every_library_task(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tasks", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in listed] == library_names()
+    aki = next(t for t in listed if t["name"] == "aki_48h")
+    assert aki == {"name": "aki_48h", "label_type": "binary", "anchor": "admission", "offset_hours": 24.0,
+                   "description": load_task("aki_48h").description}
+
