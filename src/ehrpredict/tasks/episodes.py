@@ -64,7 +64,15 @@ def _episodes_of(events: pl.DataFrame, kind: str) -> pl.DataFrame:
     )
     out = starts.join(ends, on=[S.SUBJECT_ID, id_col], how="left")
     out = out.rename({"_hadm": S.HADM_ID}) if id_col != S.HADM_ID else out.drop("_hadm")
+    # Start events without an id cannot be paired with their end; they are counted, not labeled
+    # (see missing_ids), e.g. in MEDS data from ETLs that keep no hadm_id/stay_id provenance.
     return out.filter(pl.col(id_col).is_not_null())
+
+
+def missing_ids(events: pl.DataFrame, anchor: str) -> int:
+    """How many anchor-kind episode start events have no episode id (and so get no label)."""
+    start_code, _, id_col = KINDS[ANCHOR_KIND[anchor][0]]
+    return events.filter(_prefix(start_code) & pl.col(id_col).is_null()).height
 
 
 def episodes(events: pl.DataFrame, anchor: str) -> pl.DataFrame:

@@ -194,6 +194,8 @@ def label_events(spec: TaskSpec, events: pl.DataFrame, last_event: pl.DataFrame)
     )
     eps = _exclusions(spec, eps, events)
     excluded = Counter(dict(eps.filter(pl.col(REASON).is_not_null()).get_column(REASON).value_counts().iter_rows()))
+    if n_missing := EP.missing_ids(events, spec.anchor):
+        excluded["episode start without hadm_id/stay_id"] += n_missing
     cohort = eps.filter(pl.col(REASON).is_null())
     for i, p in enumerate(spec.outcome):
         if p.codes is not None:

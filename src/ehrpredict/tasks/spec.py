@@ -190,6 +190,9 @@ def _predicate(raw: dict[str, Any], default_end: WindowEnd, where: str) -> Predi
     lab = _mapping(raw["lab"], f"{where}.lab")
     _check_keys(lab, {"items", "unit", "above", "below", "rise_by", "rise_ratio"}, f"{where}.lab")
     items = CodeSet.parse(_require(lab, "items", f"{where}.lab"), f"{where}.lab.items").patterns
+    patterned = [i for i in items if i.endswith("*") or i.startswith("re:")]
+    if patterned:  # the unit is appended to each item, so items must be exact item codes
+        raise ConfigError(f"expected exact lab item codes like LAB//50971 at {where}.lab.items, got {patterned}")
     thresholds = {k: lab.get(k) for k in ("above", "below", "rise_by", "rise_ratio")}
     for key, value in thresholds.items():
         if value is not None and not isinstance(value, int | float):

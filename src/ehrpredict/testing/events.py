@@ -52,9 +52,9 @@ def events(*rows: EventRow) -> pl.DataFrame:
                 S.TABLE: "test",
             }
         )
-    frame = pl.DataFrame(records, schema=S.EVENT_SCHEMA, orient="row") if records else pl.DataFrame(
-        schema=S.EVENT_SCHEMA
-    )
+    if not records:
+        return pl.DataFrame(schema=S.EVENT_SCHEMA)
+    frame = pl.DataFrame(records, schema=S.EVENT_SCHEMA)
     return frame.sort(S.SUBJECT_ID, S.TIME, nulls_last=False, maintain_order=True)
 
 
@@ -87,7 +87,9 @@ def admission(
     )
 
 
-def icu_stay(subject: int, stay: int, hadm: int, intime: str, outtime: str, unit: str = "MICU") -> tuple[EventRow, EventRow]:
+def icu_stay(
+    subject: int, stay: int, hadm: int, intime: str, outtime: str, unit: str = "MICU"
+) -> tuple[EventRow, EventRow]:
     """``ICU_ADMISSION//<unit>`` and ``ICU_DISCHARGE//<unit>`` with ``stay_id`` and ``hadm_id``."""
     return (
         (subject, intime, f"ICU_ADMISSION//{unit}", None, hadm, stay),

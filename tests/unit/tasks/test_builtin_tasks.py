@@ -8,7 +8,9 @@ at admission + 24 h predicts at 01-02 08:00 and at discharge at 01-05 08:00. Out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 import pytest
 
@@ -40,9 +42,11 @@ def label(task: str, *parts: tuple) -> tuple[list[tuple], dict[str, int]]:
 
 
 TESTED: set[str] = set()
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def covers(*names: str):  # noqa: ANN201 - a decorator
+def covers(*names: str) -> Callable[[F], F]:
+    """Record that the decorated test labels ``names`` (checked by the last test of this file)."""
     TESTED.update(names)
     return lambda f: f
 
@@ -293,7 +297,7 @@ def test_lab_threshold_48h(
     wrong_unit = abnormal / 20 if abnormal < threshold else abnormal * 20
     labels, excluded = label(
         task,
-        born(1, 2100), admission(1, 10, ADMIT, DISCH), (1, "2150-01-01 09:00", lab, threshold), (1, inside, lab, abnormal),
+        born(1, 2100), admission(1, 10, ADMIT, DISCH), (1, ADMIT, lab, threshold), (1, inside, lab, abnormal),
         # abnormal exactly at the prediction time is history; the threshold value itself is normal → False
         born(2, 2100), admission(2, 20, ADMIT, DISCH), (2, PRED24, lab, abnormal), (2, inside, lab, threshold),
         # abnormal just after the window → False
@@ -356,12 +360,25 @@ def test_ed_revisit_72h() -> None:
         born(3, 2100), ed_stay(3, 905, ADMIT, out, "ADMITTED", hadm=30),  # died in the admission it led to
         admission(3, 30, out, "2150-01-03 08:00", to="DIED"), died(3, "2150-01-03 08:00"),
         born(4, 2140), ed_stay(4, 906, ADMIT, out, "HOME"),
+        # admitted from the ED (and back in the ED later): not a discharge from the ED → no label
+        born(5, 2100), ed_stay(5, 907, ADMIT, out, "ADMITTED", hadm=50), admission(5, 50, out, "2150-01-02 08:00"),
+        ed_stay(5, 908, "2150-01-02 20:00", "2150-01-02 23:00", "HOME"),  # the later visit → False
     )
     assert labels == [
         (1, out, True), (1, "2150-01-04 15:00", False), (2, out, False), (2, "2150-01-04 15:00", False),
+        (5, "2150-01-02 23:00", False),
     ]
-    assert excluded == {"died during the episode": 1, CHILD: 1}
+    assert excluded == {"died during the episode": 1, CHILD: 1, "admission_from_the_ed before prediction time": 1}
+
+
+def test_an_admission_without_hadm_id_is_counted() -> None:
+    # e.g. a MEDS dataset from another ETL: admission codes without the hadm_id provenance column
+    labels, excluded = label(
+        "readmission_30d",
+        born(1, 2100), (1, ADMIT, "HOSPITAL_ADMISSION//EW EMER."), (1, DISCH, "HOSPITAL_DISCHARGE//HOME"),
+    )
+    assert len(labels) + sum(excluded.values()) == 1  # "every episode gets a label or a counted reason"
 
 
 def test_every_builtin_task_has_a_labeling_test() -> None:
-    assert TESTED == set(library_names())
+    assert set(library_names()) == TESTED

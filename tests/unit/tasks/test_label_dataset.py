@@ -33,7 +33,8 @@ T = datetime.fromisoformat
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = minimal_hospital(tmp_path_factory.mktemp("raw"))
-    write_table(raw, "hosp/patients", [*PATIENTS, {"subject_id": 4, "gender": "M", "anchor_age": 10, "anchor_year": 2150}])
+    child = {"subject_id": 4, "gender": "M", "anchor_age": 10, "anchor_year": 2150}
+    write_table(raw, "hosp/patients", [*PATIENTS, child])
     write_table(raw, "hosp/admissions", [
         *ADMISSIONS,
         {"subject_id": 1, "hadm_id": 102, "admittime": "2150-05-20 08:00:00", "dischtime": "2150-05-22 08:00:00",
