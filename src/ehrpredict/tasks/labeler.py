@@ -55,7 +55,10 @@ def _window_end(end: WindowEnd) -> pl.Expr:
     if end.unbounded:
         return pl.lit(None, pl.Datetime("us"))
     base = pl.col(PRED) if end.base is None else pl.col(EP.END if end.base == "episode_end" else EP.LINKED_END)
-    return base + pl.lit(end.offset)
+    upper = base + pl.lit(end.offset)
+    if end.cap is not None:
+        upper = pl.min_horizontal(upper, pl.col(EP.END if end.cap == "episode_end" else EP.LINKED_END))
+    return upper
 
 
 def _in_window(end: WindowEnd) -> pl.Expr:

@@ -13,7 +13,8 @@ Times are durations like ``30m``, ``24h``, ``7d``. An outcome window is ``(predi
 the prediction time itself belongs to the past (features may use it), never to the outcome.
 ``end`` is a duration after the prediction time, ``episode_end`` (discharge of the admission, ICU
 or ED stay the prediction is made in), ``linked_end`` (for ED and ICU stays: discharge of the
-hospital admission they belong to), either with an optional ``+duration``, or ``none`` (no end).
+hospital admission they belong to), either with an optional ``+duration``, ``min(<end>, episode_end)``
+(whichever comes first), or ``none`` (no end).
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ class WindowEnd:
     base: str | None = None
     offset: timedelta = timedelta(0)
     unbounded: bool = False
+    cap: str | None = None  # "episode_end" / "linked_end": the window also ends there (min of both)
 
     @classmethod
     def parse(cls, text: object, where: str) -> WindowEnd:
         value = str(text).strip()
         if value == "none":
             return cls(unbounded=True)
+        if value.startswith("min(") and value.endswith(")"):
+            first, _, second = value[4:-1].partition(",")
+            if second.strip() not in WINDOW_BASES:
+                raise ConfigError(f"expected min(<end>, episode_end|linked_end) at {where}, got {text!r}")
+            inner = cls.parse(first, where)
+            return cls(base=inner.base, offset=inner.offset, cap=second.strip())
         for base in WINDOW_BASES:
             if value.startswith(base):
                 rest = value[len(base) :].strip()

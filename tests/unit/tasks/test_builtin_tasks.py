@@ -382,3 +382,19 @@ def test_an_admission_without_hadm_id_is_counted() -> None:
 
 def test_every_builtin_task_has_a_labeling_test() -> None:
     assert set(library_names()) == TESTED
+
+
+def test_lab_windows_end_at_discharge() -> None:
+    k = "LAB//50971//mEq/L"
+    labels, excluded = label(  # discharged 2150-01-03 20:00, inside the 48 h after PRED24
+        "hyperkalemia_48h",
+        # a high potassium after discharge is an outpatient value: not this stay's outcome
+        born(1, 2100), admission(1, 10, ADMIT, "2150-01-03 20:00"), (1, "2150-01-03 12:00", k, 4.1),
+        (1, "2150-01-03 21:00", k, 6.5),
+        # the same value before discharge counts → True
+        born(2, 2100), admission(2, 20, ADMIT, "2150-01-03 20:00"), (2, "2150-01-03 19:00", k, 6.5),
+        # only a post-discharge value: no in-hospital measurement → no label
+        born(3, 2100), admission(3, 30, ADMIT, "2150-01-03 20:00"), (3, "2150-01-03 22:00", k, 6.5),
+    )
+    assert labels == [(1, PRED24, False), (2, PRED24, True)]
+    assert excluded == {NO_MATCH: 1}
