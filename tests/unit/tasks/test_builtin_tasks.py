@@ -398,3 +398,15 @@ def test_lab_windows_end_at_discharge() -> None:
     )
     assert labels == [(1, PRED24, False), (2, PRED24, True)]
     assert excluded == {NO_MATCH: 1}
+
+
+def test_an_eighteenth_birthday_counts_as_eighteen() -> None:
+    # Born 2090-01-01 (MEDS_BIRTH), predicted on 2108-01-01: exactly 18. 2100 is not a leap year, so
+    # days / 365.25 would say 17.996 and wrongly exclude the patient.
+    labels, excluded = label(
+        "mortality_in_hospital_24h",
+        born(1, 2090), admission(1, 10, "2107-12-31 08:00", "2108-01-04 08:00"),
+        born(2, 2091), admission(2, 20, "2107-12-31 08:00", "2108-01-04 08:00"),  # 17 → excluded
+    )
+    assert labels == [(1, "2108-01-01 08:00", False)]
+    assert excluded == {CHILD: 1}
