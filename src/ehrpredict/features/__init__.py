@@ -1,0 +1,1 @@
+"""Patient representations: the prediction-time cutoff and featurizers."""

@@ -1,0 +1,1 @@
+"""Prediction heads (scikit-learn estimator contract)."""

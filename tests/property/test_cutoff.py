@@ -1,0 +1,58 @@
+"""Leakage: events after the prediction time never change a feature (counts representation)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ehrpredict import schema as S
+from ehrpredict.features.counts import CountsFeaturizer
+
+T0 = datetime(2150, 1, 1)
+PREDICTION = T0 + timedelta(days=400)
+CODES = ["LAB//50912//mg/dL", "MEDICATION//Furosemide", "ICD10CM//I50.9", "GENDER//F"]
+
+
+def write_dataset(root: Path, rows: list[tuple[int, datetime | None, str, float | None]]) -> Path:
+    frame = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"), S.CODE: pl.String,
+                                       S.NUMERIC_VALUE: pl.Float32}, orient="row")
+    (root / "data" / "train").mkdir(parents=True, exist_ok=True)
+    pq.write_table(frame.sort(S.SUBJECT_ID, S.TIME, nulls_last=False).to_arrow(), root / "data" / "train" / "0.parquet")
+    return root
+
+
+event = st.tuples(
+    st.integers(1, 3),                                   # subject
+    st.integers(0, 800),                                 # day offset from T0 (prediction is day 400)
+    st.sampled_from(CODES),
+    st.one_of(st.none(), st.sampled_from([0.5, 1.0, 2.25, 7.5])),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.lists(event, min_size=1, max_size=30), after=st.lists(event, max_size=30))
+def test_events_after_prediction_time_never_change_features(tmp_path_factory, before, after) -> None:  # type: ignore[no-untyped-def]
+    past = [(s, T0 + timedelta(days=min(d, 400)), c, v) for s, d, c, v in before]  # at or before the cutoff
+    future = [(s, PREDICTION + timedelta(days=1 + d), c, v) for s, d, c, v in after]  # strictly after it
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 2, 3], "prediction_time": [PREDICTION] * 3})
+    root = tmp_path_factory.mktemp("cutoff")
+    base = CountsFeaturizer(write_dataset(root / "a", past), min_count=1, windows=("1d", "30d", "all")).fit(labels)
+    with_future = CountsFeaturizer(write_dataset(root / "b", past + future), min_count=1,
+                                   windows=("1d", "30d", "all")).fit(labels)
+    assert list(base.feature_names_) == list(with_future.feature_names_)  # vocabulary: no future codes either
+    np.testing.assert_array_equal(base.transform(labels).toarray(), with_future.transform(labels).toarray())
+
+
+def test_an_event_exactly_at_prediction_time_is_a_feature(tmp_path: Path) -> None:
+    rows = [(1, PREDICTION, "LAB//50912//mg/dL", 2.0), (1, PREDICTION + timedelta(seconds=1), "LAB//50912//mg/dL", 9.0)]
+    labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PREDICTION]})
+    f = CountsFeaturizer(write_dataset(tmp_path, rows), min_count=1, windows=("all",)).fit(labels)
+    values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+    assert values["LAB//50912//mg/dL|all|count"] == 1.0
+    assert values["LAB//50912//mg/dL|all|last"] == 2.0  # the value one second later is unknown
