@@ -37,7 +37,7 @@ def _windows(spec: Sequence[str]) -> list[tuple[str, timedelta | None]]:
     return [(w, None if w == "all" else parse_duration(w, "windows")) for w in spec]
 
 
-class CountsFeaturizer(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+class CountsFeaturizer(BaseEstimator, TransformerMixin):
     """scikit-learn transformer from a labels frame (subject_id, prediction_time) to a sparse matrix."""
 
     def __init__(self, dataset: str | Path, windows: Sequence[str] = DEFAULT_WINDOWS, min_count: int = 5,
@@ -56,12 +56,12 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         vocab = counts.filter(pl.col("n") >= self.min_count).get_column(S.CODE).sort()
         numeric = long.filter((pl.col("stat") == "mean") & pl.col(S.CODE).is_in(vocab.implode()))
         numeric_codes = set(numeric.get_column(S.CODE).unique().to_list())
-        names = []
+        names: list[str] = []
         for code in vocab.to_list():
             for window, _ in self.windows_:
                 stats = STATS if code in numeric_codes else ("count",)
                 names.extend(f"{code}|{window}|{stat}" for stat in stats)
-        self.feature_names_ = np.array(names, dtype=object)
+        self.feature_names_: np.ndarray = np.asarray(names)
         self.columns_ = pl.DataFrame({"_name": names, "_column": np.arange(len(names), dtype=np.int64)})
         return self
 

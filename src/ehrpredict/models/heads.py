@@ -37,7 +37,7 @@ def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
-class TunedLogisticRegression(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
+class TunedLogisticRegression(BaseEstimator, ClassifierMixin):
     def __init__(self, c_grid: tuple[float, ...] = C_GRID, seed: int = 0, max_iter: int = 2000) -> None:
         self.c_grid = c_grid
         self.seed = seed
@@ -69,7 +69,7 @@ class TunedLogisticRegression(BaseEstimator, ClassifierMixin):  # type: ignore[m
         return self.model_.predict_proba(self.scaler_.transform(_log1p(X)))
 
 
-class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
+class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):
     def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
                  num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
         self.seed = seed
@@ -104,7 +104,7 @@ class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):  # type: ignore[misc
 
     def predict_proba(self, X: Any) -> np.ndarray:
         X = X.astype(np.float32) if sp.issparse(X) else X
-        return self.model_.predict_proba(X)
+        return np.asarray(self.model_.predict_proba(X))
 
 
 def make_head(name: str, seed: int) -> TunedLogisticRegression | EarlyStoppedLightGBM:
