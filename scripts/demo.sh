@@ -17,7 +17,8 @@ if [ -n "$data" ]; then
 else
   source_dir=".cache/demo/synthetic-2000-seed0"
   name="synthetic-hospital"
-  if [ -f "$source_dir/SYNTHETIC.json" ]; then
+  version="$("$bin/python" -c 'from ehrpredict.ingest.synth import GENERATOR_VERSION as v; print(v)')"
+  if [ -f "$source_dir/SYNTHETIC.json" ] && grep -q "\"generator_version\": \"$version\"" "$source_dir/SYNTHETIC.json"; then
     echo "== using the cached synthetic hospital in $source_dir"
   else
     echo "== generating a 2,000-patient synthetic hospital in $source_dir"

@@ -132,6 +132,35 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from ehrpredict.benchmark import BenchmarkConfig, run_benchmark
+
+    config = BenchmarkConfig(
+        dataset=args.dataset, out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",")),
+        representations=tuple(args.representations.split(",")), heads=tuple(args.heads.split(",")),
+        n_boot=args.bootstrap, seed=args.seed,
+    )
+    report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+    for task in report["tasks"]:
+        if task["status"] != "done":
+            print(f"{task['task']:<32}skipped: {task['reason']}")
+            continue
+        for model in task["models"]:
+            auroc, control = model["metrics"]["auroc"], model["label_shuffle_control"]["auroc"]
+            print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} AUROC {_fmt(auroc['value'])} "
+                  f"({_fmt(auroc['ci_low'])}-{_fmt(auroc['ci_high'])})  shuffled-label control "
+                  f"{_fmt(control['value'])}")
+        oracle = task.get("oracle")
+        if oracle and oracle.get("status") == "done":
+            print(f"{'':<32}oracle      AUROC {_fmt(oracle['metrics']['auroc']['value'])}")
+    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} ({report['seconds']} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ehrpredict", description="Raw EHR → validated clinical risk predictions."
@@ -182,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("out", type=Path, help="labels parquet for one task (the cohort report goes beside "
                        "it); a directory for several")
     label.set_defaults(handler=_label)
+    bench = sub.add_parser("benchmark", help="label, featurize, train and evaluate; write a report")
+    bench.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    bench.add_argument("--tasks", default="all", help="comma-separated task names or YAML files, or all")
+    bench.add_argument("--representations", default="counts", help="comma-separated (today: counts)")
+    bench.add_argument("--heads", default="lgbm,lr", help="comma-separated heads: lgbm, lr")
+    bench.add_argument("--out", type=Path, required=True, help="run directory for report.json and report.html")
+    bench.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap resamples")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--quiet", action="store_true")
+    bench.set_defaults(handler=_benchmark)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)
     return parser

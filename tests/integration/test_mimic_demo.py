@@ -169,3 +169,19 @@ def test_ingest_meds_round_trips_our_own_output(demo_dataset: Path, tmp_path: Pa
     assert pl.read_parquet(out / S.SPLITS_FILE).equals(pl.read_parquet(demo_dataset / S.SPLITS_FILE))
     original = pl.read_parquet(demo_dataset / S.CODES_FILE).select("code", "description")
     assert pl.read_parquet(out / S.CODES_FILE).select("code", "description").equals(original)
+
+
+def test_nothing_from_an_admission_row_precedes_its_admittime(mimic_demo: Path, demo_dataset: Path) -> None:
+    # edregtime comes before admittime, but the admission is only known once it happens: an event at
+    # edregtime would tell an ED-triage model who will be admitted.
+    admit = {int(a["hadm_id"]): a["admittime"] for a in source_rows(mimic_demo / "hosp" / "admissions.csv.gz")}
+    rows = events(demo_dataset).filter(pl.col("table") == "hosp/admissions")
+    times = rows.select("hadm_id", pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S")).iter_rows()
+    assert all(time >= admit[hadm_id] for hadm_id, time in times)
+    registrations = rows.filter(pl.col("code") == "ED_REGISTRATION")
+    with_ed = [a for a in source_rows(mimic_demo / "hosp" / "admissions.csv.gz") if a["edregtime"]]
+    assert registrations.height == len(with_ed)
+    stamp = registrations.select("hadm_id", pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S")).iter_rows()
+    assert all(time == admit[hadm_id] for hadm_id, time in stamp)
+    # hours from ED registration to admission (negative in the few rows registered after admission)
+    assert registrations.get_column("numeric_value").is_not_null().all()

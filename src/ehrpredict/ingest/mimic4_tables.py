@@ -137,8 +137,16 @@ def _admissions() -> TableSpec:
             EventSpec(
                 code("HOSPITAL_DISCHARGE", c("discharge_location")), c("dischtime"), required=True,
             ),
-            EventSpec(code("ED_REGISTRATION"), c("edregtime")),
-            EventSpec(code("ED_OUT"), c("edouttime")),
+            # edregtime precedes admittime, but the admission row only exists once the patient is
+            # admitted: an event at edregtime would tell an ED-triage model who gets admitted. The ED
+            # stay is recorded at admittime, with the hours spent in the ED as its value.
+            EventSpec(
+                code("ED_REGISTRATION"), pl.when(c("edregtime").is_not_null()).then(admit),
+                numeric=(admit - c("edregtime")).dt.total_seconds() / 3600,
+            ),
+            EventSpec(
+                code("ED_OUT"), pl.when(c("edouttime").is_not_null()).then(pl.max_horizontal(c("edouttime"), admit))
+            ),
             *demographics,
         ),
         description="hospital admissions and discharges, ED registration, insurance/language/race",

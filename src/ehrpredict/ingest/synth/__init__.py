@@ -33,7 +33,7 @@ from ehrpredict.ingest.synth.notes import note_tables
 from ehrpredict.ingest.synth.world import draw_patients
 from ehrpredict.ingest.synth.writer import TableSet
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: outcome-treating drugs only after the outcome window (no leak)
 MODULES = ("hosp", "icu", "ed", "note")
 ORACLE_FILE = Path("oracle") / "oracle.parquet"
 MANIFEST_FILE = "SYNTHETIC.json"

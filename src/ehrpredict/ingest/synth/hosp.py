@@ -198,6 +198,9 @@ def _procedures(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> pl.DataF
                           {"chartdate": chartdate})
 
 
+OUTCOME_TRIGGERS = ("hyperkalemia", "hypoglycemia")
+
+
 def _medications(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> Tables:
     """prescriptions, pharmacy, poe (one order per drug) and emar (daily administrations, first 5 days)."""
     e = c.enc
@@ -215,6 +218,14 @@ def _medications(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> Tables:
     a = adm[rows]
     start = e.admit[a] + rng.integers(W.HOUR, 6 * W.HOUR, len(rows))
     start = np.minimum(start, e.admit[a] + (e.disch[a] - e.admit[a]) // 2)
+    # A drug that treats a drawn lab outcome (kayexalate for hyperkalemia, dextrose for hypoglycemia)
+    # is given after that outcome's window (admission + 24 h, + 72 h], never before it: treatment
+    # before the abnormal value would leak the outcome into features at admission + 24 h.
+    treats_outcome = np.array([DRUGS[k].trigger in OUTCOME_TRIGGERS for k in cols], dtype=bool)
+    after_window = e.admit[a] + 3 * W.DAY + W.HOUR
+    start = np.where(treats_outcome, after_window, start)
+    keep = ~treats_outcome | (after_window < e.disch[a])
+    rows, cols, a, start = rows[keep], cols[keep], a[keep], start[keep]
     drug = [DRUGS[k] for k in cols]
     pharmacy_id = 1_000_000_000 + c.index * 10_000_000 + np.arange(len(rows))
     poe_id = [f"{s}-{k + 1}" for s, k in zip(c.subject[a], np.arange(len(rows)), strict=True)]
