@@ -132,12 +132,11 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
     frame = labels.join(splits, on=S.SUBJECT_ID, how="inner")
     parts = {s: frame.filter(pl.col(S.SPLIT) == s) for s in S.SPLITS}
     for name, part in parts.items():
-        y = part.get_column("boolean_value")
-        outcome.splits[name] = {"n": part.height, "positives": int(y.sum() or 0),
-                                "prevalence": round(float(y.mean() or 0.0), 4) if part.height else 0.0}
+        flags = part.get_column("boolean_value").cast(pl.Float64).to_numpy()
+        prevalence = round(float(flags.mean()), 4) if part.height else 0.0
+        outcome.splits[name] = {"n": part.height, "positives": int(flags.sum()), "prevalence": prevalence}
     for name, part in parts.items():
-        y = part.get_column("boolean_value")
-        if part.height == 0 or y.n_unique() < 2:
+        if part.height == 0 or part.get_column("boolean_value").n_unique() < 2:
             outcome.status, outcome.reason = "skipped", f"the {name} split has {part.height} labels, not both classes"
             outcome.seconds = round(time.perf_counter() - start, 1)
             return outcome

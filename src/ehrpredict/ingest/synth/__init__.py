@@ -33,7 +33,8 @@ from ehrpredict.ingest.synth.notes import note_tables
 from ehrpredict.ingest.synth.world import draw_patients
 from ehrpredict.ingest.synth.writer import TableSet
 
-GENERATOR_VERSION = "1.1"  # 1.1: outcome-treating drugs only after the outcome window (no leak)
+# 1.1 treatments after the outcome window; 1.2 ED transfers for every ED visit; 1.3 OMR after encounters
+GENERATOR_VERSION = "1.3"
 MODULES = ("hosp", "icu", "ed", "note")
 ORACLE_FILE = Path("oracle") / "oracle.parquet"
 MANIFEST_FILE = "SYNTHETIC.json"

@@ -106,9 +106,10 @@ def _transfers(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> pl.DataFr
     rows: dict[str, list[object]] = {k: [] for k in ("subject_id", "hadm_id", "transfer_id", "eventtype",
                                                      "careunit", "intime", "outtime")}
     unit_of = rng.integers(0, 5, len(adm))
-    def add(i: int, event: str, unit: str | None, start: int, end: int) -> None:
+
+    def add(i: int, event: str, unit: str | None, start: int, end: int, admitted: bool = True) -> None:
         rows["subject_id"].append(int(c.subject[i]))
-        rows["hadm_id"].append(int(c.hadm_id[i]))
+        rows["hadm_id"].append(int(c.hadm_id[i]) if admitted else None)
         rows["transfer_id"].append(30_000_000 + c.index * 1_000_000 + len(rows["eventtype"]))
         rows["eventtype"].append(event)
         rows["careunit"].append(unit)
@@ -118,7 +119,7 @@ def _transfers(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> pl.DataFr
     for j, i in enumerate(adm):
         ward = REASONS[e.reason[i]].ward
         if e.has_ed[i]:
-            add(i, "ed", "Emergency Department", int(e.ed_in[i]), int(e.ed_out[i]))
+            add(i, "ED", "Emergency Department", int(e.ed_in[i]), int(e.ed_out[i]))
         first = "admit"
         if e.icu[i]:
             if e.icu_in[i] - e.admit[i] > 2 * W.HOUR:
@@ -130,6 +131,10 @@ def _transfers(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> pl.DataFr
         else:
             add(i, first, ward, int(e.admit[i]), int(e.disch[i]))
         add(i, "discharge", None, int(e.disch[i]), -1)
+    # As in MIMIC-IV, ED visits that end without admission have an ED transfer row too (no hadm_id):
+    # writing ED rows for admitted patients only would tell an ED-triage model who gets admitted.
+    for i in np.flatnonzero(e.has_ed & ~e.admitted):
+        add(int(i), "ED", "Emergency Department", int(e.ed_in[i]), int(e.ed_out[i]), admitted=False)
     return table_frame("hosp/transfers", rows, times=("intime", "outtime"))
 
 

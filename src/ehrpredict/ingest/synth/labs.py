@@ -155,11 +155,19 @@ def lab_table(rng: np.random.Generator, c: Chunk) -> pl.DataFrame:
 
 
 def omr_table(rng: np.random.Generator, c: Chunk) -> pl.DataFrame:
-    """Outpatient blood pressure, weight and BMI a few weeks to months before most admissions."""
+    """Outpatient blood pressure, weight and BMI at a clinic follow-up 1-13 weeks after most encounters.
+
+    Visits follow past encounters, never precede future ones: an outpatient visit placed before an
+    admission because that admission happens would tell a model about the admission in advance.
+    Follow-ups the patient does not live to see are not written."""
     e, p = c.enc, c.patients
-    adm = np.flatnonzero(e.admitted & (rng.random(len(e)) < 0.6))
+    after = np.where(e.admitted, e.disch, e.ed_out)
+    date_all = after + rng.integers(7, 90, len(e)) * W.DAY
+    death = e.death_time[e.pid]
+    alive = (death < 0) | (date_all + W.DAY < death)
+    adm = np.flatnonzero((rng.random(len(e)) < 0.6) & ~e.died & alive & (after > 0))
     n = len(adm)
-    date = e.admit[adm] - rng.integers(20, 200, n) * W.DAY
+    date = date_all[adm]
     male = ~p.female[e.pid[adm]]
     height_in = 64.0 + 5.0 * male
     weight_kg = 72 + 12 * male + 18 * e.cond[adm, COND["obesity"]] + 8 * rng.standard_normal(n)
