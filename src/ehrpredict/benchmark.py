@@ -4,7 +4,8 @@ Writes ``RUN_DIR/report.json`` (metrics with patient-level bootstrap CIs, paired
 correction, a label-shuffle control, the oracle's AUROC on synthetic data, n and prevalence per split,
 timings, and what makes the run reproducible) and ``RUN_DIR/report.html`` (self-contained).
 
-Scope today: binary tasks with the counts representation and the lr / lgbm heads. Other label types
+Scope today: binary tasks with the counts representation and the lr / lgbm heads, with subgroup
+tables (sex, age band, race/ethnicity, insurance). Other label types
 are listed in the report as skipped, with the reason.
 """
 
@@ -28,6 +29,7 @@ from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
 from ehrpredict.evaluation import binary_report, choose_threshold, holm, paired_delta_auroc
+from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.ingest.output import write_json
 from ehrpredict.models.heads import HEADS, make_head
@@ -144,6 +146,7 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
     held_out = parts[S.HELD_OUT]
     y_test = held_out.get_column("boolean_value").to_numpy().astype(int)
     groups = held_out.get_column(S.SUBJECT_ID).to_numpy()
+    attributes = subgroups(config.dataset, held_out)
     for representation in config.representations:
         featurizer = CountsFeaturizer(config.dataset, min_count=config.min_count).fit(parts[S.TRAIN])
         X = {name: featurizer.transform(part) for name, part in parts.items()}
@@ -164,6 +167,7 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
             outcome.models.append({
                 "representation": representation, "head": head, "n_features": int(X[S.TRAIN].shape[1]),
                 "metrics": _as_json(metrics), "label_shuffle_control": _as_json(control_metrics),
+                "subgroups": _subgroup_metrics(y_test, p_test, groups, threshold, attributes, config),
                 "seconds": round(time.perf_counter() - t, 2),
             })
     keys = sorted(predictions)
@@ -176,6 +180,28 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
+
+
+MIN_SUBGROUP = 30  # smaller subgroups (or single-class ones) are listed with their size only
+
+
+def _subgroup_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray, threshold: float,
+                      attributes: pl.DataFrame, config: BenchmarkConfig) -> dict[str, dict[str, Any]]:
+    """The same metrics with CIs within each sex, age band, race/ethnicity and insurance group."""
+    out: dict[str, dict[str, Any]] = {}
+    for attribute in attributes.columns:
+        values = attributes.get_column(attribute).to_numpy()
+        table: dict[str, Any] = {}
+        for value in sorted(set(values.tolist())):
+            mask = values == value
+            n, positives = int(mask.sum()), int(y[mask].sum())
+            if n < MIN_SUBGROUP or positives in (0, n):
+                table[value] = {"n": n, "positives": positives, "status": "too few to evaluate"}
+                continue
+            metrics = binary_report(y[mask], p[mask], groups[mask], threshold, n_boot=config.n_boot, seed=config.seed)
+            table[value] = {"n": n, "positives": positives, "status": "done", "metrics": _as_json(metrics)}
+        out[attribute] = table
+    return out
 
 
 def _as_json(metrics: Any) -> dict[str, Any]:

@@ -48,3 +48,16 @@ def test_models_do_not_beat_the_oracle_and_shuffled_labels_give_chance(report: t
             control = model["label_shuffle_control"]["auroc"]
             assert control["ci_low"] <= 0.5 <= control["ci_high"] or abs(control["value"] - 0.5) < 0.15, task["task"]
         assert task["splits"]["held_out"]["n"] > 0
+
+
+def test_subgroup_tables_by_sex_age_race_and_insurance(report: tuple[dict, Path]) -> None:
+    payload, _ = report
+    task = next(t for t in payload["tasks"] if t["task"] == "mortality_in_hospital_24h")
+    tables = task["models"][0]["subgroups"]
+    assert set(tables) == {"sex", "age_band", "race", "insurance"}
+    held_out = task["splits"]["held_out"]["n"]
+    for attribute, values in tables.items():
+        assert sum(v["n"] for v in values.values()) == held_out, attribute  # every row in exactly one group
+    assert set(tables["sex"]) <= {"F", "M", "unknown"}
+    evaluated = [v for v in tables["sex"].values() if v["status"] == "done"]
+    assert evaluated and all(v["metrics"]["auroc"]["ci_low"] <= v["metrics"]["auroc"]["value"] for v in evaluated)

@@ -59,7 +59,27 @@ def _task_section(task: dict[str, Any]) -> str:
     if comparisons:
         comparisons = ("<table><tr><th>paired comparison</th><th>ΔAUROC (95% CI)</th><th>p</th><th>p (Holm)</th>"
                        "</tr>" + comparisons + "</table>")
-    return f"{title}<p class=muted>{splits}</p>{table}{comparisons}"
+    return f"{title}<p class=muted>{splits}</p>{table}{comparisons}{_subgroup_tables(task)}"
+
+
+def _subgroup_tables(task: dict[str, Any]) -> str:
+    """AUROC with CI per subgroup value, one row per value, one column per model."""
+    models = task["models"]
+    if not models or "subgroups" not in models[0]:
+        return ""
+    head = "".join(f"<th>{html.escape(m['representation'])}/{html.escape(m['head'])} AUROC</th>" for m in models)
+    parts = []
+    for attribute, values in models[0]["subgroups"].items():
+        rows = []
+        for value, entry in values.items():
+            cells = "".join(
+                f"<td>{_ci(m['subgroups'][attribute][value].get('metrics', {}), 'auroc')}</td>" for m in models
+            )
+            rows.append(f"<tr><td>{html.escape(str(value))}</td><td>{entry['n']}</td>"
+                        f"<td>{entry['positives']}</td>{cells}</tr>")
+        parts.append(f"<table><tr><th>{html.escape(attribute)}</th><th>n</th><th>positives</th>{head}</tr>"
+                     + "".join(rows) + "</table>")
+    return "<details><summary>subgroups</summary>" + "".join(parts) + "</details>"
 
 
 def render_report(report: dict[str, Any]) -> str:

@@ -1,0 +1,53 @@
+"""Subgroups for fairness tables: sex, age band, race/ethnicity and insurance at prediction time.
+
+Each attribute is read through the prediction-time cutoff (the last value recorded at or before the
+prediction time), so a subgroup never uses information from after the prediction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ehrpredict import schema as S
+from ehrpredict.dataset import shard_files
+from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
+
+ATTRIBUTES = {"sex": "GENDER//", "race": "RACE//", "insurance": "INSURANCE//"}
+AGE_BANDS = ((18, "18-44"), (45, "45-64"), (65, "65-79"), (80, "80+"))
+
+
+def _age_band(age: pl.Expr) -> pl.Expr:
+    band = pl.lit("under 18")
+    for low, name in AGE_BANDS:
+        band = pl.when(age >= low).then(pl.lit(name)).otherwise(band)
+    return band
+
+
+def subgroups(dataset: str | Path, labels: pl.DataFrame) -> pl.DataFrame:
+    """One row per label row (in order): sex, age_band, race, insurance ("unknown" when unrecorded)."""
+    rows = labels.select(S.SUBJECT_ID, PREDICTION_TIME).with_row_index(ROW_INDEX).with_columns(
+        pl.col(ROW_INDEX).cast(pl.Int64)
+    )
+    prefixes = (*ATTRIBUTES.values(), S.BIRTH_CODE)
+    parts = []
+    for path in shard_files(dataset):
+        events = pl.read_parquet(path, columns=[S.SUBJECT_ID, S.TIME, S.CODE])
+        events = events.filter(pl.any_horizontal([pl.col(S.CODE).str.starts_with(p) for p in prefixes]))
+        events = events.join(rows.select(S.SUBJECT_ID).unique(), on=S.SUBJECT_ID, how="semi")
+        parts.append(events_at_or_before(events, rows))
+    known = pl.concat(parts) if parts else pl.DataFrame(schema={ROW_INDEX: pl.Int64, S.CODE: pl.String})
+    out = rows.select(ROW_INDEX, PREDICTION_TIME)
+    for name, prefix in ATTRIBUTES.items():
+        last = (known.filter(pl.col(S.CODE).str.starts_with(prefix)).sort(S.TIME, nulls_last=False)
+                .group_by(ROW_INDEX).agg(pl.col(S.CODE).last().str.strip_prefix(prefix).alias(name)))
+        out = out.join(last, on=ROW_INDEX, how="left")
+    birth = known.filter(pl.col(S.CODE) == S.BIRTH_CODE).group_by(ROW_INDEX).agg(pl.col(S.TIME).min().alias("_birth"))
+    out = out.join(birth, on=ROW_INDEX, how="left")
+    age = (pl.col(PREDICTION_TIME).dt.year() - pl.col("_birth").dt.year())
+    out = out.with_columns(pl.when(pl.col("_birth").is_null()).then(pl.lit("unknown")).otherwise(_age_band(age))
+                           .alias("age_band"))
+    return out.sort(ROW_INDEX).select(
+        *(pl.col(c).fill_null("unknown") for c in ("sex", "age_band", "race", "insurance"))
+    )

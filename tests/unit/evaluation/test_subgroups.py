@@ -1,0 +1,30 @@
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ehrpredict import schema as S
+from ehrpredict.evaluation.subgroups import subgroups
+
+
+def test_attributes_are_the_last_values_known_at_prediction_time(tmp_path: Path) -> None:
+    rows = [
+        (1, None, "GENDER//F"), (1, datetime(2080, 1, 1), "MEDS_BIRTH"),
+        (1, datetime(2150, 1, 1), "INSURANCE//Medicaid"), (1, datetime(2150, 6, 1), "INSURANCE//Medicare"),
+        (2, datetime(2120, 1, 1), "MEDS_BIRTH"), (2, datetime(2150, 1, 1), "RACE//WHITE"),
+    ]
+    frame = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"), S.CODE: pl.String},
+                         orient="row")
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    pq.write_table(frame.to_arrow(), tmp_path / "data" / "train" / "0.parquet")
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 1, 2], "prediction_time": [
+        datetime(2150, 3, 1),   # subject 1, aged 70, still on Medicaid (Medicare starts later)
+        datetime(2150, 7, 1),   # subject 1 after the switch
+        datetime(2150, 3, 1),   # subject 2, aged 30, sex and insurance never recorded
+    ]})
+    assert subgroups(tmp_path, labels).rows() == [
+        ("F", "65-79", "unknown", "Medicaid"),
+        ("F", "65-79", "unknown", "Medicare"),
+        ("unknown", "18-44", "WHITE", "unknown"),
+    ]
