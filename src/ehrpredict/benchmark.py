@@ -28,7 +28,7 @@ import polars as pl
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
-from ehrpredict.evaluation import binary_report, choose_threshold, holm, paired_delta_auroc
+from ehrpredict.evaluation import auroc, binary_report, choose_threshold, holm, paired_delta_auroc
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.ingest.output import write_json
@@ -60,6 +60,7 @@ class BenchmarkConfig:
     n_boot: int = 1000
     seed: int = 0
     min_count: int = 5
+    few_shot: bool = False
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.representations if r not in REPRESENTATIONS]
@@ -168,6 +169,7 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
                 "representation": representation, "head": head, "n_features": int(X[S.TRAIN].shape[1]),
                 "metrics": _as_json(metrics), "label_shuffle_control": _as_json(control_metrics),
                 "subgroups": _subgroup_metrics(y_test, p_test, groups, threshold, attributes, config),
+                "few_shot": _few_shot(head, X, y, y_test, config) if config.few_shot else None,
                 "seconds": round(time.perf_counter() - t, 2),
             })
     keys = sorted(predictions)
@@ -180,6 +182,43 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
+
+
+FEW_SHOT_K = (1, 2, 4, 8, 16, 32, 64, 128)
+FEW_SHOT_REPLICATES = 5
+
+
+def _sample(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Indices of k positives and k negatives, or None when the split has fewer than k of either."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) < k or len(neg) < k:
+        return None
+    return np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)])
+
+
+def _few_shot(head: str, X: dict[str, Any], y: dict[str, np.ndarray], y_test: np.ndarray,
+              config: BenchmarkConfig) -> dict[str, Any]:
+    """EHRSHOT protocol: k positives and k negatives for training and as many for tuning, 5 seeded
+    replicates per k, always tested on the whole held-out split. Features come from the full train
+    split's vocabulary (which uses no labels)."""
+    curve: dict[str, Any] = {}
+    for k in FEW_SHOT_K:
+        aurocs = []
+        for replicate in range(FEW_SHOT_REPLICATES):
+            rng = np.random.default_rng([config.seed, k, replicate])
+            train, tune = _sample(y[S.TRAIN], k, rng), _sample(y[S.TUNING], k, rng)
+            if train is None or tune is None:
+                break
+            model = make_head(head, config.seed + replicate).fit(
+                X[S.TRAIN][train], y[S.TRAIN][train], X[S.TUNING][tune], y[S.TUNING][tune]
+            )
+            aurocs.append(auroc(y_test, model.predict_proba(X[S.HELD_OUT])[:, 1]))
+        if len(aurocs) < FEW_SHOT_REPLICATES:
+            curve[str(k)] = {"status": f"fewer than {k} positives or negatives in train or tuning"}
+            break
+        curve[str(k)] = {"status": "done", "auroc_mean": float(np.mean(aurocs)), "auroc_sd": float(np.std(aurocs)),
+                         "auroc_replicates": [float(a) for a in aurocs]}
+    return curve
 
 
 MIN_SUBGROUP = 30  # smaller subgroups (or single-class ones) are listed with their size only

@@ -142,7 +142,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         dataset=args.dataset, out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",")),
         representations=tuple(args.representations.split(",")), heads=tuple(args.heads.split(",")),
-        n_boot=args.bootstrap, seed=args.seed,
+        n_boot=args.bootstrap, seed=args.seed, few_shot=args.few_shot,
     )
     report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
     for task in report["tasks"]:
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, required=True, help="run directory for report.json and report.html")
     bench.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap resamples")
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--few-shot", action="store_true",
+                       help="also train on k = 1..128 positives and negatives (5 replicates each)")
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(handler=_benchmark)
     parser.set_defaults(usage_of=parser)

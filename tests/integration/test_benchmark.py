@@ -61,3 +61,20 @@ def test_subgroup_tables_by_sex_age_race_and_insurance(report: tuple[dict, Path]
     assert set(tables["sex"]) <= {"F", "M", "unknown"}
     evaluated = [v for v in tables["sex"].values() if v["status"] == "done"]
     assert evaluated and all(v["metrics"]["auroc"]["ci_low"] <= v["metrics"]["auroc"]["value"] for v in evaluated)
+
+
+def test_few_shot_curve_follows_the_ehrshot_protocol(tmp_path: Path) -> None:
+    generate(tmp_path / "raw", SynthConfig(n_patients=600, seed=9))
+    ingest_mimic4(tmp_path / "raw", tmp_path / "meds")
+    assert main(["benchmark", str(tmp_path / "meds"), "--tasks", "long_los_7d", "--heads", "lr", "--bootstrap", "20",
+                 "--few-shot", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    task = json.loads((tmp_path / "run" / "report.json").read_text())["tasks"][0]
+    curve = task["models"][0]["few_shot"]
+    done = [int(k) for k, v in curve.items() if v["status"] == "done"]
+    assert done[:3] == [1, 2, 4]  # k doubles from 1
+    for k in done:
+        assert len(curve[str(k)]["auroc_replicates"]) == 5
+        assert all(0.0 <= a <= 1.0 for a in curve[str(k)]["auroc_replicates"])
+    positives = task["splits"]["train"]["positives"]
+    assert max(done) <= positives  # stops where the train split runs out of positives
+    assert "Few-shot" in (tmp_path / "run" / "report.html").read_text()

@@ -59,7 +59,26 @@ def _task_section(task: dict[str, Any]) -> str:
     if comparisons:
         comparisons = ("<table><tr><th>paired comparison</th><th>ΔAUROC (95% CI)</th><th>p</th><th>p (Holm)</th>"
                        "</tr>" + comparisons + "</table>")
-    return f"{title}<p class=muted>{splits}</p>{table}{comparisons}{_subgroup_tables(task)}"
+    extras = _few_shot_table(task) + _subgroup_tables(task)
+    return f"{title}<p class=muted>{splits}</p>{table}{comparisons}{extras}"
+
+
+def _few_shot_table(task: dict[str, Any]) -> str:
+    """Mean (SD) held-out AUROC over 5 replicates for k positives and k negatives."""
+    curves = [(m, m.get("few_shot")) for m in task["models"] if m.get("few_shot")]
+    if not curves:
+        return ""
+    ks = [k for k, v in curves[0][1].items() if v.get("status") == "done"]
+    head = "".join(f"<th>k={k}</th>" for k in ks)
+    rows = "".join(
+        f"<tr><td>{html.escape(m['representation'])}/{html.escape(m['head'])}</td>"
+        + "".join(f"<td>{c[k]['auroc_mean']:.3f} <span class=muted>({c[k]['auroc_sd']:.3f})</span></td>"
+                  if c.get(k, {}).get("status") == "done" else "<td>–</td>" for k in ks)
+        + "</tr>"
+        for m, c in curves
+    )
+    title = "<p>Few-shot: mean (SD) AUROC, k positives + k negatives, 5 replicates</p>"
+    return f"{title}<table><tr><th>model</th>{head}</tr>{rows}</table>"
 
 
 def _subgroup_tables(task: dict[str, Any]) -> str:
