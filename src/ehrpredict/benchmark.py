@@ -5,7 +5,8 @@ correction, a label-shuffle control, the oracle's AUROC on synthetic data, n and
 timings, and what makes the run reproducible) and ``RUN_DIR/report.html`` (self-contained).
 
 Scope today: binary tasks with the counts representation and the lr / lgbm heads, with subgroup
-tables (sex, age band, race/ethnicity, insurance). Other label types
+tables (sex, age band, race/ethnicity, insurance) and the few-shot protocol; multilabel tasks with a
+one-vs-rest logistic regression. Other label types
 are listed in the report as skipped, with the reason.
 """
 
@@ -24,11 +25,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.preprocessing import MaxAbsScaler
 
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
 from ehrpredict.evaluation import auroc, binary_report, choose_threshold, holm, paired_delta_auroc
+from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.ingest.output import write_json
@@ -129,6 +132,8 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
               config: BenchmarkConfig) -> _TaskOutcome:
     outcome = _TaskOutcome(spec.name)
     start = time.perf_counter()
+    if spec.label_type == "multilabel":
+        return _run_multilabel(spec, labels, splits, config, outcome, start)
     if spec.label_type != "binary":
         outcome.status, outcome.reason = "skipped", f"{spec.label_type} tasks are not benchmarked yet"
         return outcome
@@ -180,6 +185,56 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
             outcome.comparisons.append({"a": a, "b": b, "delta_auroc": delta, "ci": [low, high], "p_value": p})
     if oracle is not None and spec.name in ORACLE_OUTCOMES:
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
+    outcome.seconds = round(time.perf_counter() - start, 1)
+    return outcome
+
+
+MIN_LABEL_POSITIVES = 5  # multilabel: categories with fewer train positives get no classifier
+
+
+def _run_multilabel(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, config: BenchmarkConfig,
+                    outcome: _TaskOutcome, start: float) -> _TaskOutcome:
+    """One-vs-rest logistic regression per category seen at least 5 times in train; thresholds tuned
+    per category on the tuning split; micro/macro-F1 (macro over categories present), P@5, mAP."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    frame = labels.join(splits, on=S.SUBJECT_ID, how="inner").with_columns(
+        pl.col("categorical_value").str.split("|").alias("_categories")
+    )
+    parts = {s: frame.filter(pl.col(S.SPLIT) == s) for s in S.SPLITS}
+    counts = parts[S.TRAIN].get_column("_categories").explode(empty_as_null=True).value_counts()
+    vocab = sorted(counts.filter(pl.col("count") >= MIN_LABEL_POSITIVES).get_column("_categories").to_list())
+    for name, part in parts.items():
+        outcome.splits[name] = {"n": part.height, "categories": len(vocab), "prevalence": 0.0}
+    if len(vocab) < 2 or any(part.height == 0 for part in parts.values()):
+        outcome.status, outcome.reason = "skipped", f"{len(vocab)} categories with >= {MIN_LABEL_POSITIVES} train cases"
+        return outcome
+    index = {c: i for i, c in enumerate(vocab)}
+
+    def matrix(part: pl.DataFrame) -> np.ndarray:
+        Y = np.zeros((part.height, len(vocab)), dtype=int)
+        for row, categories in enumerate(part.get_column("_categories").to_list()):
+            for category in categories:
+                if category in index:
+                    Y[row, index[category]] = 1
+        return Y
+
+    featurizer = CountsFeaturizer(config.dataset, min_count=config.min_count).fit(parts[S.TRAIN])
+    X = {n: featurizer.transform(p) for n, p in parts.items()}
+    Y = {n: matrix(p) for n, p in parts.items()}
+    scaler = MaxAbsScaler().fit(X[S.TRAIN])
+    model = OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000, random_state=config.seed))
+    model.fit(scaler.transform(X[S.TRAIN]), Y[S.TRAIN])
+    P = {n: model.predict_proba(scaler.transform(X[n])) for n in (S.TUNING, S.HELD_OUT)}
+    thresholds = tune_thresholds(Y[S.TUNING], P[S.TUNING])
+    metrics = multilabel_report(Y[S.HELD_OUT], P[S.HELD_OUT], thresholds)
+    payload = _as_json(metrics)
+    payload.pop("per_label_f1", None)
+    payload["labels_present"] = len(payload["labels_present"])
+    outcome.models.append({"representation": "counts", "head": "lr (one-vs-rest)",
+                           "n_features": int(X[S.TRAIN].shape[1]), "multilabel_metrics": payload,
+                           "categories": len(vocab)})
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
 

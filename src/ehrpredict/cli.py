@@ -150,6 +150,12 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(f"{task['task']:<32}skipped: {task['reason']}")
             continue
         for model in task["models"]:
+            if "multilabel_metrics" in model:
+                m = model["multilabel_metrics"]
+                print(f"{task['task']:<32}{model['head']}  micro-F1 {_fmt(m['micro_f1'])}  macro-F1 "
+                      f"{_fmt(m['macro_f1'])}  P@{m['k']} {_fmt(m['precision_at_k'])}  mAP "
+                      f"{_fmt(m['mean_average_precision'])}")
+                continue
             auroc, control = model["metrics"]["auroc"], model["label_shuffle_control"]["auroc"]
             print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} AUROC {_fmt(auroc['value'])} "
                   f"({_fmt(auroc['ci_low'])}-{_fmt(auroc['ci_high'])})  shuffled-label control "

@@ -33,6 +33,15 @@ def _task_section(task: dict[str, Any]) -> str:
     splits = " · ".join(
         f"{name}: n={int(s['n'])}, prevalence {s['prevalence']:.3f}" for name, s in task["splits"].items()
     )
+    if task["models"] and "multilabel_metrics" in task["models"][0]:
+        model = task["models"][0]
+        m = model["multilabel_metrics"]
+        return (f"{title}<p class=muted>{model['categories']} categories (≥ 5 train cases), "
+                f"{m['labels_present']} present in held-out</p><table><tr><th>model</th><th>micro-F1</th>"
+                f"<th>macro-F1 (present labels)</th><th>P@{m['k']}</th><th>mAP</th></tr><tr>"
+                f"<td>{html.escape(model['representation'])} / {html.escape(model['head'])}</td>"
+                f"<td>{m['micro_f1']:.3f}</td><td>{m['macro_f1']:.3f}</td><td>{m['precision_at_k']:.3f}</td>"
+                f"<td>{m['mean_average_precision']:.3f}</td></tr></table>")
     rows = []
     for model in task["models"]:
         m = model["metrics"]

@@ -105,7 +105,7 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
 
     def _parents(self) -> pl.DataFrame:
         codes = pl.read_parquet(Path(self.dataset) / S.CODES_FILE, columns=[S.CODE, S.PARENT_CODES])
-        return codes.explode(S.PARENT_CODES).drop_nulls().rename({S.PARENT_CODES: "_parent"})
+        return codes.explode(S.PARENT_CODES, empty_as_null=True).drop_nulls().rename({S.PARENT_CODES: "_parent"})
 
 
 def _window_stats(known: pl.DataFrame, windows: list[tuple[str, timedelta | None]]) -> list[pl.DataFrame]:

@@ -39,3 +39,15 @@ def test_counts_and_values_per_window(tmp_path: Path) -> None:
     assert list(X[f"{cr}|all|mean"]) == [2.0, 5.0]
     assert list(X[f"{cr}|all|min"]) == [1.0, 5.0]
     assert list(X[f"{cr}|all|max"]) == [3.0, 5.0]
+
+
+def test_rollup_adds_parent_codes(tmp_path: Path) -> None:
+    root = dataset(tmp_path)
+    (root / "metadata").mkdir()
+    codes = pl.DataFrame({S.CODE: ["LAB//50912//mg/dL", "GENDER//F", "RARE//x"],
+                          S.PARENT_CODES: [["LAB//50912"], [], []]})
+    codes.write_parquet(root / S.CODES_FILE)
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 2], "prediction_time": [PRED, PRED]})
+    f = CountsFeaturizer(root, windows=("all",), min_count=2, rollup=True).fit(labels)
+    X = dict(zip(f.feature_names_, f.transform(labels).toarray().T, strict=True))
+    assert list(X["LAB//50912|all|count"]) == [3.0, 1.0]  # the item, whatever the unit
