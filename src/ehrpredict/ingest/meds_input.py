@@ -9,7 +9,6 @@ report. Rows without a subject or code are quarantined; exact duplicate rows are
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import meds
@@ -23,7 +22,7 @@ from ehrpredict.ingest import engine as E
 from ehrpredict.ingest.mimic4 import IngestResult
 from ehrpredict.ingest.output import staged_output, validate_dataset, write_json, write_metadata
 from ehrpredict.ingest.quality import QualityReport, TableReport
-from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_shard
+from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_all
 from ehrpredict.vocab.codes import build_code_metadata
 from ehrpredict.vocab.dictionaries import Dictionaries
 
@@ -82,21 +81,8 @@ def normalize_meds(
         for name, path in frames.items():
             _stream_shard(name, _read_shard(path), writer, quarantine, report)
         writer.close()
-        counts = []
-        for shard, shard_name in enumerate(layout.names):
-            result = finalize_shard(
-                writer.path(shard), staging / S.DATA_DIR / f"{shard_name}.parquet", dedupe=False
-            )
-            counts.append(result.code_counts)
-            for table, n in result.table_counts.iter_rows():
-                report.tables[table].events_written += n
-            if not result.duplicates.is_empty():
-                quarantine.write(E.duplicate_records(result.duplicates, report.tables))
-                for table, n in result.duplicates.get_column(S.TABLE).value_counts().iter_rows():
-                    report.tables[table].quarantined["duplicate row"] += n
+        code_counts = finalize_all(writer, staging, report, lambda: quarantine, dedupe=False)
         quarantine.close()
-        shutil.rmtree(writer.directory, ignore_errors=True)
-        code_counts = pl.concat(counts).group_by(S.CODE).agg(pl.col(S.CODE_COUNT).sum())
         report.n_subjects = len(subject_ids)
         report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
         codes = _codes(in_dir, code_counts)

@@ -43,13 +43,7 @@ from ehrpredict.ingest.output import (
     write_metadata,
 )
 from ehrpredict.ingest.quality import QualityReport, TableReport
-from ehrpredict.ingest.shards import (
-    ShardLayout,
-    ShardResult,
-    ShardWriter,
-    assign_splits,
-    finalize_shard,
-)
+from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_all
 from ehrpredict.ingest.spec import TableSpec
 from ehrpredict.vocab.codes import build_code_metadata
 from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries, warm_package_vocabularies
@@ -59,7 +53,6 @@ ROWS_PER_GZ_BYTE = 1 / 8
 ROWS_PER_CSV_BYTE = 1 / 100
 STREAM_WORKERS = 1  # tables streamed at once: 2 was no faster on 2 cores (Polars and Arrow already use
 # both) and raised the peak by ~0.4 GB on the x100 copy
-FINALIZE_WORKERS = 1  # shards finalized at once; 2 was ~15% faster but RSS grew shard after shard
 
 
 _EMPTY_LOOKUPS = Lookups(
@@ -376,7 +369,8 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     report.not_mapped = {u.name: u.reason for u in UNMAPPED_TABLES if u.name in tables}
     known = {s.name for s in table_specs(lookups)} | set(report.not_mapped)
     report.unrecognized_files = unrecognized + sorted(t for t in tables if t not in known)
-    code_counts = _finalize(staging, writer, layout, run)
+    code_counts = finalize_all(writer, staging, report, lambda: run.sink("999-duplicates"),
+                               progress=run.progress)
     report.n_subjects = patients.height
     report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
     run.merge_quarantine()
@@ -390,38 +384,6 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     payload = report.to_json()
     write_json(staging / S.QUALITY_REPORT_FILE, payload)
     return payload
-
-
-def _finalize(staging: Path, writer: ShardWriter, layout: ShardLayout, run: _Run) -> pl.DataFrame:
-    counts: list[pl.DataFrame] = []
-
-    def finalize(shard: int) -> ShardResult:
-        name = layout.names[shard]
-        return finalize_shard(writer.path(shard), staging / S.DATA_DIR / f"{name}.parquet")
-
-    # Two shards at a time: sorting and compressing one shard leaves a core idle much of the time.
-    with ThreadPoolExecutor(max_workers=FINALIZE_WORKERS) as pool:
-        results = pool.map(finalize, range(len(layout.names)))
-        for shard, result in enumerate(results):
-            _account(result, run, counts)
-            if run.progress:
-                run.progress("writing shards", shard + 1, len(layout.names))
-    shutil.rmtree(writer.directory, ignore_errors=True)
-    return (
-        pl.concat(counts).group_by(S.CODE).agg(pl.col(S.CODE_COUNT).sum()).sort(S.CODE)
-        if counts else pl.DataFrame(schema={S.CODE: pl.String, S.CODE_COUNT: pl.Int64})
-    )
-
-
-def _account(result: ShardResult, run: _Run, counts: list[pl.DataFrame]) -> None:
-    """Add one finalized shard's event counts and duplicates to the report (in shard order)."""
-    counts.append(result.code_counts)
-    for table, n in result.table_counts.iter_rows():
-        run.report.tables[table].events_written += n
-    if not result.duplicates.is_empty():
-        run.sink("999-duplicates").write(E.duplicate_records(result.duplicates, run.report.tables))
-        for table, n in result.duplicates.get_column(S.TABLE).value_counts().iter_rows():
-            run.report.tables[table].quarantined["duplicate row"] += n
 
 
 def default_progress() -> Progress:
