@@ -4,6 +4,9 @@
   on the tuning split from a fixed grid.
 - ``lgbm``: LightGBM with early stopping on the tuning split.
 
+For regression tasks the same names give regressors: ``lr`` → ridge regression on the same scaled
+features (strength tuned by tuning-split MAE), ``lgbm`` → LightGBM regression with early stopping.
+
 Both are seeded; ``fit(X, y, X_tune=..., y_tune=...)`` returns self, fitted attributes end in ``_``.
 """
 
@@ -13,14 +16,15 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MaxAbsScaler
 
 from ehrpredict.errors import ConfigError
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 HEADS = ("lr", "lgbm")
 
 
@@ -37,11 +41,19 @@ def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
+def _prepare(X: Any, log1p: bool) -> Any:
+    return _log1p(X) if log1p else X
+
+
 class TunedLogisticRegression(BaseEstimator, ClassifierMixin):
-    def __init__(self, c_grid: tuple[float, ...] = C_GRID, seed: int = 0, max_iter: int = 2000) -> None:
+    """``log1p=False`` for features that are not counts (text embeddings, already-transformed blocks)."""
+
+    def __init__(self, c_grid: tuple[float, ...] = C_GRID, seed: int = 0, max_iter: int = 2000,
+                 log1p: bool = True) -> None:
         self.c_grid = c_grid
         self.seed = seed
         self.max_iter = max_iter
+        self.log1p = log1p
 
     def fit(
         self, X: Any, y: np.ndarray, X_tune: Any = None, y_tune: np.ndarray | None = None
@@ -49,9 +61,9 @@ class TunedLogisticRegression(BaseEstimator, ClassifierMixin):
         y = np.asarray(y).astype(int)
         if len(np.unique(y)) < 2:
             raise ConfigError("expected both classes in the training labels, got one")
-        self.scaler_ = MaxAbsScaler().fit(_log1p(X))
-        Xs = self.scaler_.transform(_log1p(X))
-        Xt = None if X_tune is None else self.scaler_.transform(_log1p(X_tune))
+        self.scaler_ = MaxAbsScaler().fit(_prepare(X, self.log1p))
+        Xs = self.scaler_.transform(_prepare(X, self.log1p))
+        Xt = None if X_tune is None else self.scaler_.transform(_prepare(X_tune, self.log1p))
         scores = {}
         for c in self.c_grid:
             model = LogisticRegression(C=c, max_iter=self.max_iter, random_state=self.seed).fit(Xs, y)
@@ -66,7 +78,7 @@ class TunedLogisticRegression(BaseEstimator, ClassifierMixin):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return self.model_.predict_proba(self.scaler_.transform(_log1p(X)))
+        return self.model_.predict_proba(self.scaler_.transform(_prepare(X, self.log1p)))
 
 
 class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):
@@ -107,9 +119,83 @@ class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):
         return np.asarray(self.model_.predict_proba(X))
 
 
-def make_head(name: str, seed: int) -> TunedLogisticRegression | EarlyStoppedLightGBM:
+def make_head(name: str, seed: int, log1p: bool = True) -> TunedLogisticRegression | EarlyStoppedLightGBM:
     if name == "lr":
-        return TunedLogisticRegression(seed=seed)
+        return TunedLogisticRegression(seed=seed, log1p=log1p)
     if name == "lgbm":
         return EarlyStoppedLightGBM(seed=seed)
+    raise ConfigError(f"expected a head in {list(HEADS)}, got {name!r}")
+
+
+class TunedRidge(BaseEstimator, RegressorMixin):
+    """Ridge regression on max-abs-scaled log1p features; alpha chosen by MAE on the tuning split."""
+
+    def __init__(self, alpha_grid: tuple[float, ...] = ALPHA_GRID, seed: int = 0, log1p: bool = True) -> None:
+        self.alpha_grid = alpha_grid
+        self.seed = seed
+        self.log1p = log1p
+
+    def fit(self, X: Any, y: np.ndarray, X_tune: Any = None, y_tune: np.ndarray | None = None) -> TunedRidge:
+        y = np.asarray(y, dtype=np.float64)
+        self.scaler_ = MaxAbsScaler().fit(_prepare(X, self.log1p))
+        Xs = self.scaler_.transform(_prepare(X, self.log1p))
+        scores = {}
+        for alpha in self.alpha_grid:
+            if X_tune is None or y_tune is None or len(y_tune) == 0:
+                scores[alpha] = 0.0 if alpha == 1.0 else 1.0  # no tuning split: default strength
+                continue
+            model = Ridge(alpha=alpha, random_state=self.seed).fit(Xs, y)
+            predicted = model.predict(self.scaler_.transform(_prepare(X_tune, self.log1p)))
+            scores[alpha] = float(np.mean(np.abs(predicted - np.asarray(y_tune, dtype=np.float64))))
+        self.alpha_ = min(self.alpha_grid, key=lambda a: (scores[a], abs(np.log10(a))))
+        self.model_ = Ridge(alpha=self.alpha_, random_state=self.seed).fit(Xs, y)
+        self.tuning_mae_ = scores
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.model_.predict(self.scaler_.transform(_prepare(X, self.log1p))))
+
+
+class EarlyStoppedLightGBMRegressor(BaseEstimator, RegressorMixin):
+    """LightGBM regression (L2 loss) with early stopping on the tuning split's L1 error."""
+
+    def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
+                 num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
+        self.seed = seed
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.early_stopping_rounds = early_stopping_rounds
+        self.n_jobs = n_jobs
+
+    def fit(self, X: Any, y: np.ndarray, X_tune: Any = None,
+            y_tune: np.ndarray | None = None) -> EarlyStoppedLightGBMRegressor:
+        import lightgbm as lgb
+
+        self.model_ = lgb.LGBMRegressor(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=5, random_state=self.seed, n_jobs=self.n_jobs, verbose=-1, deterministic=True,
+        )
+        X = X.astype(np.float32) if sp.issparse(X) else X
+        y = np.asarray(y, dtype=np.float64)
+        if X_tune is not None and y_tune is not None and len(y_tune) > 0:
+            self.model_.fit(X, y, eval_X=X_tune.astype(np.float32) if sp.issparse(X_tune) else X_tune,
+                            eval_y=np.asarray(y_tune, dtype=np.float64), eval_metric="l1",
+                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+        else:
+            self.model_.set_params(n_estimators=200)
+            self.model_.fit(X, y)
+        self.best_iteration_ = int(self.model_.best_iteration_ or self.model_.n_estimators)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = X.astype(np.float32) if sp.issparse(X) else X
+        return np.asarray(self.model_.predict(X))
+
+
+def make_regressor(name: str, seed: int, log1p: bool = True) -> TunedRidge | EarlyStoppedLightGBMRegressor:
+    if name == "lr":
+        return TunedRidge(seed=seed, log1p=log1p)
+    if name == "lgbm":
+        return EarlyStoppedLightGBMRegressor(seed=seed)
     raise ConfigError(f"expected a head in {list(HEADS)}, got {name!r}")

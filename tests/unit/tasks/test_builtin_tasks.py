@@ -126,6 +126,20 @@ def test_long_los_7d() -> None:
     assert excluded == {ENDED: 1, CHILD: 1}
 
 
+@covers("length_of_stay_days")
+def test_length_of_stay_days() -> None:
+    labels, excluded = label(
+        "length_of_stay_days",
+        born(1, 2100), admission(1, 10, ADMIT, "2150-01-08 20:00"),  # 7.5 d
+        born(2, 2100), admission(2, 20, ADMIT, "2150-01-03 08:00"),  # ends exactly at 48 h: still in hospital
+        born(3, 2100), admission(3, 30, ADMIT, "2150-01-03 07:00"),  # gone before 48 h
+        born(4, 2100), admission(4, 40, ADMIT, "2150-01-10 08:00", to="DIED"), died(4, "2150-01-10 08:00"),
+        born(5, 2140), admission(5, 50, ADMIT, "2150-01-20 08:00"),
+    )
+    assert labels == [(1, PRED48, 7.5), (2, PRED48, 2.0), (4, PRED48, 9.0)]
+    assert excluded == {ENDED: 1, CHILD: 1}
+
+
 @covers("readmission_30d")
 def test_readmission_30d() -> None:
     labels, excluded = label(
