@@ -4,10 +4,12 @@ Writes ``RUN_DIR/report.json`` (metrics with patient-level bootstrap CIs, paired
 correction, a label-shuffle control, the oracle's AUROC on synthetic data, n and prevalence per split,
 timings, and what makes the run reproducible) and ``RUN_DIR/report.html`` (self-contained).
 
-Scope today: binary tasks with the counts representation and the lr / lgbm heads, with subgroup
-tables (sex, age band, race/ethnicity, insurance) and the few-shot protocol; multilabel tasks with a
-one-vs-rest logistic regression. Other label types
-are listed in the report as skipped, with the reason.
+Representations: ``counts`` (windowed code counts and value aggregates), ``text`` (the serialized
+timeline embedded by a text encoder) and ``counts+text`` (both, concatenated). Binary tasks get every
+representation × head (lr, lgbm) with subgroup tables (sex, age band, race/ethnicity, insurance) and,
+with ``few_shot``, the EHRSHOT few-shot protocol; regression tasks get ridge / LightGBM regressors
+(MAE, RMSE, R²); multilabel tasks a one-vs-rest logistic regression on counts. Other label types
+(time-to-event) are listed in the report as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -19,27 +21,32 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from sklearn.preprocessing import MaxAbsScaler
 
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
 from ehrpredict.evaluation import auroc, binary_report, choose_threshold, holm, paired_delta_auroc
+from ehrpredict.evaluation.curves import binary_curves
 from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
+from ehrpredict.evaluation.regression import regression_report
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.ingest.output import write_json
-from ehrpredict.models.heads import HEADS, make_head
+from ehrpredict.models.heads import HEADS, _log1p, make_head, make_regressor
 from ehrpredict.tasks.labeler import label_many
 from ehrpredict.tasks.spec import TaskSpec, load_library, load_task, parse_duration
 
-REPRESENTATIONS = ("counts",)
+REPRESENTATIONS = ("counts", "text", "counts+text")
+TEXT_FORMATS = ("markdown", "recent_codes")
 # Built-in task -> outcome name in a synthetic hospital's oracle file.
 ORACLE_OUTCOMES = {
     "mortality_in_hospital_24h": "in_hospital_death", "mortality_in_hospital_48h": "in_hospital_death",
@@ -64,14 +71,28 @@ class BenchmarkConfig:
     seed: int = 0
     min_count: int = 5
     few_shot: bool = False
+    shuffle_permutations: int = 5  # label-shuffle control replicates
+    # text representation
+    text_format: str = "markdown"
+    text_max_tokens: int | None = None  # None: sized to the encoder
+    include_notes: bool = True
+    encoder: str = "sentence-transformers"  # or "openai"
+    encoder_model: str = "all-MiniLM-L6-v2"
+    encoder_url: str | None = None
+    encoder_instruction: str = ""
+    cache_dir: Path | None = None  # None: $EHRPREDICT_CACHE/embeddings or ~/.cache/ehrpredict/embeddings
 
     def __post_init__(self) -> None:
+        if self.text_format not in TEXT_FORMATS:
+            raise ConfigError(f"expected --text-format in {list(TEXT_FORMATS)}, got {self.text_format!r}")
         unknown = [r for r in self.representations if r not in REPRESENTATIONS]
         if unknown:
             raise ConfigError(f"expected representations from {list(REPRESENTATIONS)}, got {unknown}")
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown:
             raise ConfigError(f"expected heads from {list(HEADS)}, got {unknown}")
+        if self.shuffle_permutations < 1:
+            raise ConfigError(f"expected --shuffle-permutations >= 1, got {self.shuffle_permutations}")
         if self.n_boot < 10:
             raise ConfigError(f"expected --bootstrap >= 10, got {self.n_boot}")
 
@@ -94,19 +115,37 @@ def _specs(names: tuple[str, ...]) -> list[TaskSpec]:
     return [load_task(n) for n in names]
 
 
+class _Progress:
+    """Numbered progress lines with elapsed time: ``[3/12 12.4 s] readmission_30d counts/lgbm: ...``."""
+
+    def __init__(self, say: Progress, total: int) -> None:
+        self.say, self.total, self.done, self.start = say, total, 0, time.perf_counter()
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        self.note(message)
+
+    def note(self, message: str) -> None:
+        self.say(f"[{self.done}/{self.total} {time.perf_counter() - self.start:.1f} s] {message}")
+
+
+def _steps(specs: list[TaskSpec], config: BenchmarkConfig) -> int:
+    per_model = len(config.representations) * len(config.heads)
+    return sum(1 if s.label_type == "multilabel" else per_model for s in specs)
+
+
 def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark and write the report files; returns the report."""
-    say = progress or (lambda message: None)
     start = time.perf_counter()
     specs = _specs(config.tasks)
-    say(f"labeling {len(specs)} task(s)")
+    bar = _Progress(progress or (lambda message: None), _steps(specs, config))
+    bar.note(f"labeling {len(specs)} task(s)")
     labeled = label_many(config.dataset, specs)
     splits = pl.read_parquet(Path(config.dataset) / S.SPLITS_FILE)
     oracle = _oracle(Path(config.dataset))
     outcomes = []
     for spec in specs:
-        say(f"{spec.name}: featurizing and training")
-        outcomes.append(_run_task(spec, labeled[spec.name].labels, splits, oracle, config))
+        outcomes.append(_run_task(spec, labeled[spec.name].labels, splits, oracle, config, bar))
     _holm_adjust(outcomes)
     report = {
         "ehrpredict_version": __version__,
@@ -128,17 +167,83 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
     return report
 
 
+def _text_featurizer(config: BenchmarkConfig) -> Any:
+    from ehrpredict.features.text import TextFeaturizer
+    from ehrpredict.text.encoders import EncoderConfig
+    from ehrpredict.text.serialize import SerializerConfig
+
+    return TextFeaturizer(
+        config.dataset,
+        serializer=SerializerConfig(format=config.text_format, include_notes=config.include_notes),
+        encoder=EncoderConfig(kind=config.encoder, model=config.encoder_model, url=config.encoder_url,
+                              instruction=config.encoder_instruction),
+        max_tokens=config.text_max_tokens, cache_dir=config.cache_dir,
+    )
+
+
+class _Features:
+    """Feature matrices of one task's splits per representation; text is embedded once per task.
+
+    Returns ``(X by split, log1p, info)``: ``log1p`` tells the linear heads whether the matrix holds
+    raw counts (counts) or already-transformed values (embeddings; counts+text log-transforms its
+    counts block before concatenating)."""
+
+    def __init__(self, parts: dict[str, pl.DataFrame], config: BenchmarkConfig) -> None:
+        self.parts, self.config = parts, config
+        self._counts: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._text: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def counts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._counts is None:
+            t = time.perf_counter()
+            featurizer = CountsFeaturizer(self.config.dataset, min_count=self.config.min_count).fit(self.parts[S.TRAIN])
+            X = {name: featurizer.transform(part) for name, part in self.parts.items()}
+            self._counts = X, {"n_features": int(X[S.TRAIN].shape[1]), "seconds": round(time.perf_counter() - t, 2)}
+        return self._counts
+
+    def text(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._text is None:
+            t = time.perf_counter()
+            featurizer = _text_featurizer(self.config).fit(self.parts[S.TRAIN])
+            X = {name: featurizer.transform(part) for name, part in self.parts.items()}
+            info = {"n_features": int(X[S.TRAIN].shape[1]), "seconds": round(time.perf_counter() - t, 2),
+                    "text": featurizer.describe()}
+            self._text = X, info
+        return self._text
+
+    def get(self, representation: str) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        if representation == "counts":
+            X, info = self.counts()
+            return X, True, info
+        if representation == "text":
+            X, info = self.text()
+            return X, False, info
+        (Xc, counts_info), (Xt, text_info) = self.counts(), self.text()
+        X = {name: sp.hstack([_log1p(Xc[name]), sp.csr_matrix(Xt[name])]).tocsr() for name in Xc}
+        info = {"n_features": int(X[S.TRAIN].shape[1]), "seconds": counts_info["seconds"] + text_info["seconds"],
+                "text": text_info["text"]}
+        return X, False, info
+
+
+def _split_parts(labels: pl.DataFrame, splits: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    frame = labels.join(splits, on=S.SUBJECT_ID, how="inner")
+    return {s: frame.filter(pl.col(S.SPLIT) == s) for s in S.SPLITS}
+
+
 def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle: pl.DataFrame | None,
-              config: BenchmarkConfig) -> _TaskOutcome:
+              config: BenchmarkConfig, bar: _Progress) -> _TaskOutcome:
     outcome = _TaskOutcome(spec.name)
     start = time.perf_counter()
     if spec.label_type == "multilabel":
+        bar.step(f"{spec.name}: counts/lr one-vs-rest")
         return _run_multilabel(spec, labels, splits, config, outcome, start)
+    if spec.label_type == "regression":
+        return _run_regression(spec, labels, splits, config, outcome, start, bar)
     if spec.label_type != "binary":
         outcome.status, outcome.reason = "skipped", f"{spec.label_type} tasks are not benchmarked yet"
+        bar.note(f"{spec.name}: skipped ({outcome.reason})")
         return outcome
-    frame = labels.join(splits, on=S.SUBJECT_ID, how="inner")
-    parts = {s: frame.filter(pl.col(S.SPLIT) == s) for s in S.SPLITS}
+    parts = _split_parts(labels, splits)
     for name, part in parts.items():
         flags = part.get_column("boolean_value").cast(pl.Float64).to_numpy()
         prevalence = round(float(flags.mean()), 4) if part.height else 0.0
@@ -146,35 +251,37 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
     for name, part in parts.items():
         if part.height == 0 or part.get_column("boolean_value").n_unique() < 2:
             outcome.status, outcome.reason = "skipped", f"the {name} split has {part.height} labels, not both classes"
+            bar.note(f"{spec.name}: skipped ({outcome.reason})")
             outcome.seconds = round(time.perf_counter() - start, 1)
             return outcome
     predictions: dict[str, np.ndarray] = {}
     held_out = parts[S.HELD_OUT]
-    y_test = held_out.get_column("boolean_value").to_numpy().astype(int)
+    y = {name: part.get_column("boolean_value").to_numpy().astype(int) for name, part in parts.items()}
+    y_test = y[S.HELD_OUT]
     groups = held_out.get_column(S.SUBJECT_ID).to_numpy()
     attributes = subgroups(config.dataset, held_out)
+    features = _Features(parts, config)
     for representation in config.representations:
-        featurizer = CountsFeaturizer(config.dataset, min_count=config.min_count).fit(parts[S.TRAIN])
-        X = {name: featurizer.transform(part) for name, part in parts.items()}
-        y = {name: part.get_column("boolean_value").to_numpy().astype(int) for name, part in parts.items()}
+        bar.note(f"{spec.name}: featurizing ({representation})")
+        X, log1p, info = features.get(representation)
         for head in config.heads:
+            bar.step(f"{spec.name} {representation}/{head}: training and evaluating")
             t = time.perf_counter()
-            model = make_head(head, config.seed).fit(X[S.TRAIN], y[S.TRAIN], X[S.TUNING], y[S.TUNING])
+            model = make_head(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X[S.TUNING], y[S.TUNING])
             p_tune = model.predict_proba(X[S.TUNING])[:, 1]
             p_test = model.predict_proba(X[S.HELD_OUT])[:, 1]
             threshold = choose_threshold(y[S.TUNING], p_tune)
             metrics = binary_report(y_test, p_test, groups, threshold, n_boot=config.n_boot, seed=config.seed)
-            shuffled = np.random.default_rng(config.seed).permutation(y[S.TRAIN])
-            control = make_head(head, config.seed).fit(X[S.TRAIN], shuffled, X[S.TUNING], y[S.TUNING])
-            control_metrics = binary_report(y_test, control.predict_proba(X[S.HELD_OUT])[:, 1], groups, threshold,
-                                            n_boot=config.n_boot, seed=config.seed)
-            key = f"{representation}/{head}"
-            predictions[key] = p_test
+            control = _shuffle_control(partial(_control_head, model, head, config, log1p), X, y, True,
+                                       {"auroc": lambda p: auroc(y_test, p)}, config)
+            predictions[f"{representation}/{head}"] = p_test
             outcome.models.append({
-                "representation": representation, "head": head, "n_features": int(X[S.TRAIN].shape[1]),
-                "metrics": _as_json(metrics), "label_shuffle_control": _as_json(control_metrics),
+                "representation": representation, "head": head, "n_features": info["n_features"],
+                "metrics": _as_json(metrics), "label_shuffle_control": control,
+                "curves": binary_curves(y_test, p_test),
                 "subgroups": _subgroup_metrics(y_test, p_test, groups, threshold, attributes, config),
-                "few_shot": _few_shot(head, X, y, y_test, config) if config.few_shot else None,
+                "few_shot": _few_shot(head, log1p, X, y, y_test, config) if config.few_shot else None,
+                "featurize_seconds": info["seconds"], "text": info.get("text"),
                 "seconds": round(time.perf_counter() - t, 2),
             })
     keys = sorted(predictions)
@@ -187,6 +294,80 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
     outcome.seconds = round(time.perf_counter() - start, 1)
     return outcome
+
+
+def _run_regression(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, config: BenchmarkConfig,
+                    outcome: _TaskOutcome, start: float, bar: _Progress) -> _TaskOutcome:
+    """Ridge (``lr``) and LightGBM (``lgbm``) regressors; MAE, RMSE and R² with bootstrap CIs, beside a
+    label-shuffle control whose R² should be near (or below) 0."""
+    parts = _split_parts(labels, splits)
+    for name, part in parts.items():
+        values = part.get_column("float_value").cast(pl.Float64)
+        outcome.splits[name] = {"n": part.height, "mean": round(float(values.mean() or 0.0), 4),  # type: ignore[arg-type]
+                                "sd": round(float(values.std() or 0.0), 4)}  # type: ignore[arg-type]
+    if any(part.height < 2 for part in parts.values()):
+        outcome.status, outcome.reason = "skipped", "a split has fewer than 2 labels"
+        bar.note(f"{spec.name}: skipped ({outcome.reason})")
+        return outcome
+    y = {name: part.get_column("float_value").cast(pl.Float64).to_numpy() for name, part in parts.items()}
+    groups = parts[S.HELD_OUT].get_column(S.SUBJECT_ID).to_numpy()
+    features = _Features(parts, config)
+    for representation in config.representations:
+        bar.note(f"{spec.name}: featurizing ({representation})")
+        X, log1p, info = features.get(representation)
+        for head in config.heads:
+            bar.step(f"{spec.name} {representation}/{head}: training and evaluating (regression)")
+            t = time.perf_counter()
+            model = make_regressor(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X[S.TUNING], y[S.TUNING])
+            metrics = regression_report(y[S.HELD_OUT], model.predict(X[S.HELD_OUT]), groups, config.n_boot,
+                                        config.seed)
+            control = _shuffle_control(partial(make_regressor, head, config.seed, log1p), X, y, False,
+                                       {"r2": lambda p: _r2(y[S.HELD_OUT], p),
+                                        "mae": lambda p: float(np.mean(np.abs(p - y[S.HELD_OUT])))}, config)
+            outcome.models.append({
+                "representation": representation, "head": head, "n_features": info["n_features"],
+                "regression_metrics": _as_json(metrics), "label_shuffle_control": control,
+                "featurize_seconds": info["seconds"], "text": info.get("text"),
+                "seconds": round(time.perf_counter() - t, 2),
+            })
+    outcome.seconds = round(time.perf_counter() - start, 1)
+    return outcome
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    variance = float(np.var(y))
+    return 1 - float(np.mean((p - y) ** 2)) / variance if variance > 0 else float("nan")
+
+
+def _control_head(model: Any, head: str, config: BenchmarkConfig, log1p: bool) -> Any:
+    """The control's head: for ``lr`` the strength the real model chose (tuning a random model's
+    strength would only add cost); LightGBM keeps its early stopping."""
+    if head == "lr":
+        from ehrpredict.models.heads import TunedLogisticRegression
+
+        return TunedLogisticRegression(c_grid=(model.C_,), seed=config.seed, log1p=log1p)
+    return make_head(head, config.seed, log1p)
+
+
+def _shuffle_control(make: Callable[[], Any], X: dict[str, Any], y: dict[str, np.ndarray], proba: bool,
+                     scores: dict[str, Callable[[np.ndarray], float]], config: BenchmarkConfig) -> dict[str, Any]:
+    """The same model trained on permuted training labels, ``config.shuffle_permutations`` times.
+
+    One permutation is not enough: a model fit to random labels still has a random direction in
+    feature space, and when features share a dominant axis (sicker patients have more of everything)
+    its held-out AUROC swings far from 0.5 either way (measured 0.24-0.79 over five permutations on
+    the synthetic mortality task). Leakage shows as a *mean* well above chance; the spread says how
+    much one permutation can mislead."""
+    replicates: dict[str, list[float]] = {name: [] for name in scores}
+    for i in range(config.shuffle_permutations):
+        shuffled = np.random.default_rng([config.seed, i]).permutation(y[S.TRAIN])
+        model = make().fit(X[S.TRAIN], shuffled, X[S.TUNING], y[S.TUNING])
+        predicted = model.predict_proba(X[S.HELD_OUT])[:, 1] if proba else model.predict(X[S.HELD_OUT])
+        for name, score in scores.items():
+            replicates[name].append(float(score(predicted)))
+    return {"permutations": config.shuffle_permutations, **{
+        name: {"value": float(np.mean(v)), "sd": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v)),
+               "replicates": v} for name, v in replicates.items()}}
 
 
 MIN_LABEL_POSITIVES = 5  # multilabel: categories with fewer train positives get no classifier
@@ -251,7 +432,7 @@ def _sample(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray | Non
     return np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)])
 
 
-def _few_shot(head: str, X: dict[str, Any], y: dict[str, np.ndarray], y_test: np.ndarray,
+def _few_shot(head: str, log1p: bool, X: dict[str, Any], y: dict[str, np.ndarray], y_test: np.ndarray,
               config: BenchmarkConfig) -> dict[str, Any]:
     """EHRSHOT protocol: k positives and k negatives for training and as many for tuning, 5 seeded
     replicates per k, always tested on the whole held-out split. Features come from the full train
@@ -264,7 +445,7 @@ def _few_shot(head: str, X: dict[str, Any], y: dict[str, np.ndarray], y_test: np
             train, tune = _sample(y[S.TRAIN], k, rng), _sample(y[S.TUNING], k, rng)
             if train is None or tune is None:
                 break
-            model = make_head(head, config.seed + replicate).fit(
+            model = make_head(head, config.seed + replicate, log1p).fit(
                 X[S.TRAIN][train], y[S.TRAIN][train], X[S.TUNING][tune], y[S.TUNING][tune]
             )
             aurocs.append(auroc(y_test, model.predict_proba(X[S.HELD_OUT])[:, 1]))
@@ -342,7 +523,8 @@ def _oracle_auroc(
     y = joined.get_column("boolean_value").to_numpy().astype(int)
     metrics = binary_report(y, joined.get_column("probability").to_numpy(), joined.get_column(S.SUBJECT_ID).to_numpy(),
                             0.5, n_boot=config.n_boot, seed=config.seed)
-    return {"status": "done", "matched": joined.height, "of": held_out.height, "metrics": _as_json(metrics)}
+    return {"status": "done", "matched": joined.height, "of": held_out.height, "metrics": _as_json(metrics),
+            "curves": binary_curves(y, joined.get_column("probability").to_numpy())}
 
 
 def _dataset_fingerprint(dataset: Path) -> str:
