@@ -143,6 +143,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         dataset=args.dataset, out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",")),
         representations=tuple(args.representations.split(",")), heads=tuple(args.heads.split(",")),
         n_boot=args.bootstrap, seed=args.seed, few_shot=args.few_shot,
+        shuffle_permutations=args.shuffle_permutations, text_format=args.text_format,
+        text_max_tokens=args.text_max_tokens, include_notes=not args.no_notes, encoder=args.encoder,
+        encoder_model=args.encoder_model, encoder_url=args.encoder_url, encoder_instruction=args.encoder_instruction,
+        cache_dir=args.cache_dir,
     )
     report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
     for task in report["tasks"]:
@@ -156,6 +160,12 @@ def _benchmark(args: argparse.Namespace) -> int:
                       f"{_fmt(m['macro_f1'])}  P@{m['k']} {_fmt(m['precision_at_k'])}  mAP "
                       f"{_fmt(m['mean_average_precision'])}")
                 continue
+            if "regression_metrics" in model:
+                m, control = model["regression_metrics"], model["label_shuffle_control"]["r2"]
+                print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} MAE {_fmt(m['mae']['value'])} "
+                      f"({_fmt(m['mae']['ci_low'])}-{_fmt(m['mae']['ci_high'])})  R2 {_fmt(m['r2']['value'])}  "
+                      f"shuffled-label R2 {_fmt(control['value'])}")
+                continue
             auroc, control = model["metrics"]["auroc"], model["label_shuffle_control"]["auroc"]
             print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} AUROC {_fmt(auroc['value'])} "
                   f"({_fmt(auroc['ci_low'])}-{_fmt(auroc['ci_high'])})  shuffled-label control "
@@ -164,6 +174,77 @@ def _benchmark(args: argparse.Namespace) -> int:
         if oracle and oracle.get("status") == "done":
             print(f"{'':<32}oracle      AUROC {_fmt(oracle['metrics']['auroc']['value'])}")
     print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} ({report['seconds']} s)")
+    return 0
+
+
+def _serialize(args: argparse.Namespace) -> int:
+    from ehrpredict.text.serialize import SerializerConfig, approx_tokens, serialize_subject
+
+    count_tokens = None
+    budget = args.max_tokens
+    if budget is None:  # what the text representation reads by default: sized to and counted by its encoder
+        from ehrpredict.features.text import DEFAULT_CHUNKS, shared_encoder
+        from ehrpredict.text.encoders import EncoderConfig
+
+        encoder = shared_encoder(EncoderConfig())
+        budget, count_tokens = DEFAULT_CHUNKS * encoder.max_tokens, encoder.count_tokens
+        print(f"(token budget {budget}, counted by the default encoder's tokenizer)")
+    config = SerializerConfig(format=args.format, max_tokens=budget, include_notes=not args.no_notes)
+    timelines = serialize_subject(args.dataset, args.task, args.subject, config, count_tokens)
+    counter = count_tokens or approx_tokens
+    for i, timeline in enumerate(timelines, 1):
+        # The header is for the reader only: dataset times are shifted, so the text itself has none.
+        print(f"=== subject {timeline.subject_id}, prediction time {timeline.prediction_time} (dataset time; "
+              f"label row {i} of {len(timelines)}; {timeline.format}, ~{counter(timeline.text)} tokens) ===")
+        print(timeline.text)
+        cut = ", ".join(f"{title} {n} line{'s' * (n != 1)}" for title, n in timeline.truncated)
+        print(f"--- truncated: {cut or 'nothing'}\n")
+    return 0
+
+
+def _text_options(parser: argparse.ArgumentParser) -> None:
+    text = parser.add_argument_group("text representation")
+    text.add_argument("--text-format", choices=("markdown", "recent_codes"), default="markdown")
+    text.add_argument("--text-max-tokens", type=int, default=None,
+                      help="serialization token budget (default: 2 windows of the encoder)")
+    text.add_argument("--no-notes", action="store_true", help="leave notes out of the text")
+    text.add_argument("--encoder", choices=("sentence-transformers", "openai"), default="sentence-transformers")
+    text.add_argument("--encoder-model", default="all-MiniLM-L6-v2",
+                      help="local sentence-transformers model directory, or the model name an endpoint serves "
+                      "(default: the packaged all-MiniLM-L6-v2)")
+    text.add_argument("--encoder-url", default=None, help="OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    text.add_argument("--encoder-instruction", default="", help="prefix for instruction-tuned encoders")
+    text.add_argument("--cache-dir", type=Path, default=None,
+                      help="embedding cache (default $EHRPREDICT_CACHE/embeddings or ~/.cache/ehrpredict/embeddings)")
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ehrpredict.errors import ConfigError
+    from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
+    from ehrpredict.features.text import TextFeaturizer
+    from ehrpredict.text.encoders import EncoderConfig
+    from ehrpredict.text.serialize import SerializerConfig
+
+    when = None
+    if args.prediction_time:
+        try:
+            when = datetime.fromisoformat(args.prediction_time)
+        except ValueError as exc:
+            raise ConfigError(
+                f"expected --prediction-time like 2150-01-02T08:00, got {args.prediction_time!r}") from exc
+    text = TextFeaturizer(
+        args.dataset, serializer=SerializerConfig(format=args.text_format, include_notes=not args.no_notes),
+        encoder=EncoderConfig(kind=args.encoder, model=args.encoder_model, url=args.encoder_url,
+                              instruction=args.encoder_instruction),
+        max_tokens=args.text_max_tokens, cache_dir=args.cache_dir,
+    )
+    print(f"training {args.representation}/{args.head} for {args.task} on the train split "
+          "(embeddings are cached)...", file=sys.stderr)
+    model = fit_text_model(args.dataset, args.task, args.representation, args.head, text, seed=args.seed)
+    result = explain_occlusion(model, args.subject, when, by=args.by)
+    print(result.summary(args.top))
     return 0
 
 
@@ -220,15 +301,43 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("benchmark", help="label, featurize, train and evaluate; write a report")
     bench.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
     bench.add_argument("--tasks", default="all", help="comma-separated task names or YAML files, or all")
-    bench.add_argument("--representations", default="counts", help="comma-separated (today: counts)")
+    bench.add_argument("--representations", default="counts",
+                       help="comma-separated: counts, text, counts+text (default counts)")
     bench.add_argument("--heads", default="lgbm,lr", help="comma-separated heads: lgbm, lr")
     bench.add_argument("--out", type=Path, required=True, help="run directory for report.json and report.html")
     bench.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap resamples")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--few-shot", action="store_true",
                        help="also train on k = 1..128 positives and negatives (5 replicates each)")
+    bench.add_argument("--shuffle-permutations", type=int, default=5,
+                       help="label-shuffle control replicates (default 5)")
+    _text_options(bench)
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(handler=_benchmark)
+    explain = sub.add_parser("explain", help="how a subject's text-model risk moves when each section or line "
+                             "of their timeline is left out (occlusion)")
+    explain.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    explain.add_argument("task", help="a binary built-in task name or task YAML file")
+    explain.add_argument("--subject", type=int, required=True, help="subject_id to explain")
+    explain.add_argument("--prediction-time", default=None,
+                         help="which label row (dataset time, e.g. 2150-01-02T08:00); default: the subject's first")
+    explain.add_argument("--representation", choices=("text", "counts+text"), default="text")
+    explain.add_argument("--head", choices=("lr", "lgbm"), default="lr")
+    explain.add_argument("--by", choices=("section", "line"), default="section")
+    explain.add_argument("--top", type=int, default=15, help="parts shown (default 15)")
+    explain.add_argument("--seed", type=int, default=0)
+    _text_options(explain)
+    explain.set_defaults(handler=_explain)
+    serialize = sub.add_parser("serialize", help="print the text a text model reads for a subject's label rows")
+    serialize.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    serialize.add_argument("task", help="a built-in task name (see `ehrpredict tasks`) or a task YAML file")
+    serialize.add_argument("--subject", type=int, required=True, help="subject_id whose label rows are shown")
+    serialize.add_argument("--format", choices=("markdown", "recent_codes"), default="markdown")
+    serialize.add_argument("--max-tokens", type=int, default=None,
+                           help="token budget, counted as ceil(characters / 4); the oldest lines are cut first "
+                           "(default: the text representation's budget, counted by the default encoder)")
+    serialize.add_argument("--no-notes", action="store_true", help="leave out the notes section")
+    serialize.set_defaults(handler=_serialize)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)
     return parser

@@ -22,3 +22,7 @@ class ConfigError(EhrPredictError):
 
 class LeakageError(EhrPredictError):
     """A feature would use information from after its prediction time."""
+
+
+class EncoderError(EhrPredictError):
+    """A text encoder failed: its endpoint is unreachable, timed out or answered with an error."""

@@ -1,0 +1,1 @@
+"""Explanations of individual predictions (section and line occlusion for the text representation)."""

@@ -1,0 +1,120 @@
+"""Text representation: each label row's timeline serialized to text, embedded by a text encoder.
+
+A scikit-learn transformer from a labels frame (subject_id, prediction_time) to a dense matrix of
+embeddings. Serialization goes through the single cutoff (events at or before prediction time);
+embeddings are cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
+
+    >>> featurizer = TextFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
+    >>> X = featurizer.transform(held_out_labels)                 # numpy (n, encoder dimension)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ehrpredict.errors import ConfigError
+from ehrpredict.text.cache import EmbeddingCache
+from ehrpredict.text.encoders import EmbeddingStats, EncoderConfig, TextEncoder, embed_texts, make_encoder
+from ehrpredict.text.serialize import SerializedTimeline, SerializerConfig, TimelineSerializer
+
+CACHE_ENV = "EHRPREDICT_CACHE"
+# The serializer's token budget when none is given: this many encoder windows (the rest is chunked
+# and pooled). Long enough for recent labs, vitals, conditions and medications of a typical stay.
+DEFAULT_CHUNKS = 2
+
+
+def default_cache_dir() -> Path:
+    """``$EHRPREDICT_CACHE/embeddings``, else ``~/.cache/ehrpredict/embeddings``."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root) if root else Path.home() / ".cache" / "ehrpredict") / "embeddings"
+
+
+@lru_cache(maxsize=4)
+def shared_encoder(config: EncoderConfig) -> TextEncoder:
+    """One loaded encoder per configuration per process (loading a model takes seconds)."""
+    return make_encoder(config)
+
+
+@dataclass(frozen=True)
+class TextRunStats:
+    """What embedding cost across all ``transform`` calls of one featurizer."""
+
+    n_texts: int = 0
+    unique_texts: int = 0
+    cache_hits: int = 0
+    embedded: int = 0
+    chunks: int = 0
+    embed_seconds: float = 0.0
+    truncated_texts: int = 0
+
+    def add(self, stats: EmbeddingStats, truncated: int) -> TextRunStats:
+        return TextRunStats(
+            self.n_texts + stats.n_texts, self.unique_texts + stats.unique_texts, self.cache_hits + stats.cache_hits,
+            self.embedded + stats.embedded, self.chunks + stats.chunks,
+            round(self.embed_seconds + stats.seconds, 3), self.truncated_texts + truncated,
+        )
+
+
+class TextFeaturizer(BaseEstimator, TransformerMixin):
+    """Serialize (``serializer``) then embed (``encoder``); ``max_tokens=None`` sizes the serializer's
+    budget to the encoder (``DEFAULT_CHUNKS`` × its window). ``cache_dir=None`` uses
+    :func:`default_cache_dir`; ``cache=False`` turns the cache off."""
+
+    def __init__(self, dataset: str | Path, serializer: SerializerConfig | None = None,
+                 encoder: EncoderConfig | None = None, max_tokens: int | None = None,
+                 cache_dir: str | Path | None = None, cache: bool = True) -> None:
+        self.dataset = dataset
+        self.serializer = serializer
+        self.encoder = encoder
+        self.max_tokens = max_tokens
+        self.cache_dir = cache_dir
+        self.cache = cache
+
+    def fit(self, labels: pl.DataFrame, y: object = None) -> TextFeaturizer:
+        """Nothing is learned from labels: the encoder is frozen. Fit loads it and sizes the budget."""
+        if self.max_tokens is not None and self.max_tokens < 16:
+            raise ConfigError(f"expected max_tokens >= 16, got {self.max_tokens}")
+        encoder = shared_encoder(self.encoder or EncoderConfig())
+        budget = self.max_tokens or DEFAULT_CHUNKS * encoder.max_tokens
+        self.serializer_config_ = replace(self.serializer or SerializerConfig(), max_tokens=budget)
+        self.dimension_ = encoder.dimension
+        self.stats_ = TextRunStats()
+        return self
+
+    @property
+    def encoder_(self) -> TextEncoder:
+        return shared_encoder(self.encoder or EncoderConfig())
+
+    def _serializer(self) -> TimelineSerializer:
+        return TimelineSerializer(self.dataset, self.serializer_config_, count_tokens=self.encoder_.count_tokens)
+
+    def timelines(self, labels: pl.DataFrame) -> list[SerializedTimeline]:
+        """The serialized timelines of ``labels`` (what the encoder reads)."""
+        return self._serializer().serialize(labels)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of already-serialized texts (through the cache)."""
+        store = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir()) if self.cache else None
+        X, stats = embed_texts(texts, self.encoder_, store)
+        self.stats_ = self.stats_.add(stats, 0)
+        return X
+
+    def transform(self, labels: pl.DataFrame) -> np.ndarray:
+        timelines = self.timelines(labels)
+        store = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir()) if self.cache else None
+        X, stats = embed_texts([t.text for t in timelines], self.encoder_, store)
+        self.stats_ = self.stats_.add(stats, sum(1 for t in timelines if any(n for _, n in t.truncated)))
+        return X
+
+    def describe(self) -> dict[str, Any]:
+        """Settings and embedding costs for a report."""
+        return {"serializer": asdict(self.serializer_config_), "encoder": self.encoder_.identity,
+                "dimension": self.dimension_, **asdict(self.stats_)}
