@@ -1,0 +1,108 @@
+"""The text representation end to end on a small synthetic hospital: `ehrpredict benchmark` with
+counts, text and counts+text (few-shot included), the embedding cache on a rerun, `ehrpredict
+explain` (section occlusion) and `ehrpredict serialize`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ehrpredict import schema as S
+from ehrpredict.cli import main
+from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
+from ehrpredict.features.text import TextFeaturizer
+from ehrpredict.ingest.mimic4 import ingest_mimic4
+from ehrpredict.ingest.synth import SynthConfig, generate
+
+TASK = "ed_hospitalization"  # balanced classes and a strong signal at triage: informative even on a small cohort
+BUDGET = "128"  # one short window per text keeps the embedding cost of this test low on 2 CPU cores
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("text")
+    generate(root / "raw", SynthConfig(n_patients=300, seed=3))
+    ingest_mimic4(root / "raw", root / "meds")
+    return root / "meds"
+
+
+def _run(dataset: Path, out: Path, cache: Path) -> dict:
+    code = main(["benchmark", str(dataset), "--tasks", TASK, "--representations", "counts,text,counts+text",
+                 "--heads", "lr", "--bootstrap", "50", "--shuffle-permutations", "2", "--few-shot",
+                 "--text-max-tokens", BUDGET, "--out", str(out), "--cache-dir", str(cache), "--quiet"])
+    assert code == 0
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def runs(dataset: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    root = tmp_path_factory.mktemp("runs")
+    return _run(dataset, root / "first", cache), _run(dataset, root / "second", cache)
+
+
+def test_three_representations_are_trained_and_evaluated(runs: tuple[dict, dict]) -> None:
+    task = runs[0]["tasks"][0]
+    assert task["status"] == "done"
+    models = {m["representation"]: m for m in task["models"]}
+    assert set(models) == {"counts", "text", "counts+text"}
+    assert models["text"]["n_features"] == 384  # all-MiniLM-L6-v2
+    assert models["counts+text"]["n_features"] == models["counts"]["n_features"] + 384
+    for model in models.values():
+        assert model["metrics"]["auroc"]["value"] > 0.6, model["representation"]  # there is signal to find
+        assert model["few_shot"]["1"]["status"] == "done"
+    n_labels = sum(split["n"] for split in task["splits"].values())
+    text = models["text"]["text"]
+    assert text["n_texts"] == n_labels and text["dimension"] == 384
+    comparisons = {(c["a"], c["b"]) for c in task["comparisons"]}
+    assert ("counts+text/lr", "text/lr") in comparisons
+
+
+def test_a_rerun_reads_every_embedding_from_the_cache_and_reproduces_the_numbers(runs: tuple[dict, dict]) -> None:
+    first, second = (r["tasks"][0] for r in runs)
+    text = next(m for m in second["models"] if m["representation"] == "text")["text"]
+    assert text["cache_hits"] == text["unique_texts"] and text["embedded"] == 0
+    for a, b in zip(first["models"], second["models"], strict=True):
+        assert a["metrics"] == b["metrics"], a["representation"]  # same seed, same report numbers
+
+
+def test_section_occlusion_explains_a_held_out_prediction(dataset: Path, cache: Path, runs: tuple) -> None:
+    text = TextFeaturizer(dataset, max_tokens=int(BUDGET), cache_dir=cache)
+    model = fit_text_model(dataset, TASK, "counts+text", "lr", text)
+    subject = model.labels.filter(pl.col(S.SPLIT) == S.HELD_OUT).item(0, S.SUBJECT_ID)
+    result = explain_occlusion(model, subject, by="section")
+    titles = [s.title for s in result.timeline.sections]
+    assert sorted(i.section for i in result.items) == sorted(titles)
+    assert 0.0 < result.risk < 1.0
+    for item in result.items:
+        assert item.delta == pytest.approx(result.risk - item.risk_without)
+    assert [abs(i.delta) for i in result.items] == sorted((abs(i.delta) for i in result.items), reverse=True)
+    lines = explain_occlusion(model, subject, by="line")
+    assert len(lines.items) == sum(len(s.lines) for s in result.timeline.sections)
+
+
+def test_explain_and_serialize_commands(dataset: Path, cache: Path, runs: tuple, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    labels = pl.read_parquet(dataset / S.SPLITS_FILE)
+    assert main(["label", str(dataset), TASK, str(tmp_path / "labels.parquet")]) == 0
+    subject = pl.read_parquet(tmp_path / "labels.parquet").item(0, S.SUBJECT_ID)
+    assert subject in labels.get_column(S.SUBJECT_ID).to_list()
+    capsys.readouterr()
+    assert main(["serialize", str(dataset), TASK, "--subject", str(subject)]) == 0
+    printed = capsys.readouterr().out
+    header, text = printed.split("===\n", 1)
+    assert "## Demographics" in text and "at prediction time" in text
+    year = header.split("prediction time ")[1][:4]
+    assert year not in text  # times in the text are relative; dataset dates never appear
+    assert main(["explain", str(dataset), TASK, "--subject", str(subject), "--text-max-tokens", BUDGET,
+                 "--cache-dir", str(cache)]) == 0
+    assert "predicted risk" in capsys.readouterr().out
+    assert main(["explain", str(dataset), TASK, "--subject", "1", "--text-max-tokens", BUDGET,
+                 "--cache-dir", str(cache)]) == 1  # no such subject: a clear error
