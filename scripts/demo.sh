@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: run what the pipeline can do so far, end to end, and print where the reports are.
+# `make demo`: run the pipeline end to end (ingest, label, benchmark) and print where the reports are.
 # With no data given, a cached 2,000-patient synthetic hospital (ehrpredict synth) is the input, so
 # the command needs nothing but Python on a fresh machine. `make demo DATA=<MIMIC-IV dir>` uses a
 # real MIMIC-IV directory instead (for example the demo: DATA=../shared/data/mimic-iv-demo-2.2).
@@ -38,6 +38,16 @@ echo "== label every built-in task"
 labels="$out/$name-labels"
 "$bin/ehrpredict" label "$dataset" all "$labels" | grep -E "^[a-z0-9_]+: |labeled"
 echo
+# The benchmark: every representation and head on a few tasks that share one prediction time (48 h
+# after admission), so each patient-timeline is embedded once. Embedding is the slow step on a CPU
+# (the first run; reruns read the cache); `ehrpredict benchmark --tasks all` runs the whole library.
+tasks="${DEMO_TASKS:-mortality_in_hospital_48h,long_los_7d,length_of_stay_days}"
+run="$out/$name-benchmark"
+echo "== benchmark: $tasks (counts, text, counts+text x lgbm, lr)"
+"$bin/ehrpredict" benchmark "$dataset" --tasks "$tasks" --representations counts,text,counts+text \
+  --heads lgbm,lr --bootstrap "${DEMO_BOOTSTRAP:-200}" --text-max-tokens "${DEMO_TEXT_TOKENS:-254}" --out "$run"
+echo
 echo "demo done. Dataset: $dataset"
-echo "report: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet)"
+echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet)"
 echo "labels and cohort reports: $labels/"
+echo "benchmark report: $run/report.html  (data: $run/report.json)"

@@ -144,12 +144,13 @@ def make_encoder(config: EncoderConfig) -> TextEncoder:
 
 
 def _hf_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
-    encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+    # verbose=False: the "longer than the maximum sequence length" notice does not apply, we chunk.
+    encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False)
     return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
 
 
 def _hf_count(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+    return len(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
 
 
 def _load_tokenizer(directory: str) -> Any:
@@ -233,6 +234,9 @@ class SentenceTransformerEncoder:
             raise ConfigError(
                 "kind: sentence-transformers is not installed; install the text extra: pip install 'ehrpredict[text]'"
             ) from error
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in our progress output
         source = str(self.directory) if self.directory is not None else self.config.model
         model = SentenceTransformer(source, device=self.config.device, local_files_only=self.directory is not None)
         limit = model.max_seq_length - model.tokenizer.num_special_tokens_to_add()
