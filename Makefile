@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_featurize.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench

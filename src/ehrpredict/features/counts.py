@@ -11,7 +11,7 @@ minimum frequency; optional roll-up adds each code's parents (ICD categories, la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -51,16 +51,21 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
         if self.min_count < 1:
             raise ConfigError(f"expected min_count >= 1, got {self.min_count}")
         self.windows_ = _windows(self.windows)
-        long = self._aggregate(labels, [("all", None)])
-        counts = long.filter(pl.col("stat") == "count").group_by(S.CODE).agg(pl.col(ROW_INDEX).n_unique().alias("n"))
-        vocab = counts.filter(pl.col("n") >= self.min_count).get_column(S.CODE).sort()
-        numeric = long.filter((pl.col("stat") == "mean") & pl.col(S.CODE).is_in(vocab.implode()))
-        numeric_codes = set(numeric.get_column(S.CODE).unique().to_list())
+        # Per code: in how many label rows' histories it appears, and whether it ever carries a value.
+        # A subject's events live in one shard, so per-shard counts of label rows add up.
+        parts = [
+            known.group_by(S.CODE).agg(pl.col(ROW_INDEX).n_unique().alias("n"),
+                                       pl.col(S.NUMERIC_VALUE).is_not_null().any().alias("numeric"))
+            for known in self._known(labels)
+        ]
+        summary = (pl.concat(parts).group_by(S.CODE).agg(pl.col("n").sum(), pl.col("numeric").any()) if parts
+                   else pl.DataFrame(schema={S.CODE: pl.String, "n": pl.UInt32, "numeric": pl.Boolean}))
+        vocab = summary.filter(pl.col("n") >= self.min_count).sort(S.CODE)
         names: list[str] = []
-        for code in vocab.to_list():
+        for code, numeric in vocab.select(S.CODE, "numeric").iter_rows():
             for window, _ in self.windows_:
-                stats = STATS if code in numeric_codes else ("count",)
-                names.extend(f"{code}|{window}|{stat}" for stat in stats)
+                names.extend(f"{code}|{window}|{stat}" for stat in (STATS if numeric else ("count",)))
+        self.codes_ = vocab.get_column(S.CODE)
         self.feature_names_: np.ndarray = np.asarray(names)
         self.columns_ = pl.DataFrame({"_name": names, "_column": np.arange(len(names), dtype=np.int64)})
         return self
@@ -69,39 +74,41 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
         return self.feature_names_
 
     def transform(self, labels: pl.DataFrame) -> sp.csr_matrix:
-        long = self._aggregate(labels, self.windows_)
-        keyed = long.with_columns(
-            pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
-        ).join(self.columns_, on="_name", how="inner")
+        # Shard by shard, straight to numeric (row, column, value) triplets: the long frame with its
+        # string columns never exists for the whole dataset at once, so memory follows one shard.
+        triplets = []
+        for known in self._known(labels, self.codes_):
+            for long in _window_stats(known, self.windows_):
+                keyed = long.with_columns(
+                    pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
+                ).join(self.columns_, on="_name", how="inner")
+                triplets.append(keyed.select(ROW_INDEX, "_column", pl.col("value").cast(pl.Float32)))
+        frame = (pl.concat(triplets) if triplets else
+                 pl.DataFrame(schema={ROW_INDEX: pl.Int64, "_column": pl.Int64, "value": pl.Float32}))
         matrix = sp.coo_matrix(
-            (keyed.get_column("value").to_numpy().astype(np.float32),
-             (keyed.get_column(ROW_INDEX).to_numpy(), keyed.get_column("_column").to_numpy())),
+            (frame.get_column("value").to_numpy(),
+             (frame.get_column(ROW_INDEX).to_numpy(), frame.get_column("_column").to_numpy())),
             shape=(labels.height, len(self.feature_names_)),
         )
         return matrix.tocsr()
 
-    def _aggregate(self, labels: pl.DataFrame, windows: list[tuple[str, timedelta | None]]) -> pl.DataFrame:
-        """Long format: _label_row, code, _window, stat, value, over every shard."""
+    def _known(self, labels: pl.DataFrame, codes: pl.Series | None = None) -> Iterator[pl.DataFrame]:
+        """Per shard: the events each label row may use (the single cutoff), optionally only ``codes``."""
         rows = labels.select(S.SUBJECT_ID, PREDICTION_TIME).with_row_index(ROW_INDEX).with_columns(
             pl.col(ROW_INDEX).cast(pl.Int64)
         )
         subjects = rows.select(S.SUBJECT_ID).unique()
         parents = self._parents() if self.rollup else None
-        parts = []
         for path in shard_files(self.dataset):
             events = pl.read_parquet(path, columns=[S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE])
             events = events.join(subjects, on=S.SUBJECT_ID, how="semi")
-            if events.is_empty():
-                continue
             if parents is not None:
                 events = pl.concat([events, events.join(parents, on=S.CODE).drop(S.CODE).rename({"_parent": S.CODE})
                                     .select(events.columns)])
-            known = events_at_or_before(events, rows)
-            parts.extend(_window_stats(known, windows))
-        if not parts:
-            return pl.DataFrame(schema={ROW_INDEX: pl.Int64, S.CODE: pl.String, WINDOW: pl.String,
-                                        "stat": pl.String, "value": pl.Float64})
-        return pl.concat(parts, how="vertical_relaxed")
+            if codes is not None:
+                events = events.filter(pl.col(S.CODE).is_in(codes.implode()))
+            if not events.is_empty():
+                yield events_at_or_before(events, rows)
 
     def _parents(self) -> pl.DataFrame:
         codes = pl.read_parquet(Path(self.dataset) / S.CODES_FILE, columns=[S.CODE, S.PARENT_CODES])
