@@ -107,12 +107,35 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
                                     .select(events.columns)])
             if codes is not None:
                 events = events.filter(pl.col(S.CODE).is_in(codes.implode()))
-            if not events.is_empty():
-                yield events_at_or_before(events, rows)
+            for batch in _subject_batches(events, rows):
+                yield events_at_or_before(events.join(batch, on=S.SUBJECT_ID, how="semi"),
+                                          rows.join(batch, on=S.SUBJECT_ID, how="semi"))
 
     def _parents(self) -> pl.DataFrame:
         codes = pl.read_parquet(Path(self.dataset) / S.CODES_FILE, columns=[S.CODE, S.PARENT_CODES])
         return codes.explode(S.PARENT_CODES, empty_as_null=True).drop_nulls().rename({S.PARENT_CODES: "_parent"})
+
+
+# Pairing events with label rows repeats a subject's history once per label row; subjects are taken
+# in batches whose pairs stay under this many rows, so memory does not grow with shard size.
+MAX_PAIRS = 250_000
+
+
+def _subject_batches(events: pl.DataFrame, rows: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """Subjects of ``events`` in batches of at most ``MAX_PAIRS`` (event, label row) pairs (a subject
+    larger than that forms a batch of its own)."""
+    if events.is_empty():
+        return
+    per_subject = (
+        events.group_by(S.SUBJECT_ID).len("n_events")
+        .join(rows.group_by(S.SUBJECT_ID).len("n_rows"), on=S.SUBJECT_ID, how="inner")
+        .sort(S.SUBJECT_ID)
+        .with_columns((pl.col("n_events") * pl.col("n_rows")).cum_sum().alias("_pairs"))
+    )
+    batch = (per_subject.get_column("_pairs") - 1) // MAX_PAIRS
+    for _, group in per_subject.select(S.SUBJECT_ID).with_columns(batch.alias("_batch")).group_by(
+            "_batch", maintain_order=True):
+        yield group.select(S.SUBJECT_ID)
 
 
 def _window_stats(known: pl.DataFrame, windows: list[tuple[str, timedelta | None]]) -> list[pl.DataFrame]:
