@@ -135,6 +135,13 @@ def make_head(name: str, seed: int, log1p: bool = True) -> TunedLogisticRegressi
     raise ConfigError(f"expected a head in {list(HEADS)}, got {name!r}")
 
 
+DENSE_CELLS = 30_000_000  # ridge densifies matrices up to this many cells (~240 MB): Cholesky beats sparse CG
+
+
+def _dense_if_small(X: Any) -> Any:
+    return X.toarray() if sp.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_CELLS else X
+
+
 class TunedRidge(BaseEstimator, RegressorMixin):
     """Ridge regression on max-abs-scaled log1p features; alpha chosen by MAE on the tuning split."""
 
@@ -146,14 +153,15 @@ class TunedRidge(BaseEstimator, RegressorMixin):
     def fit(self, X: Any, y: np.ndarray, X_tune: Any = None, y_tune: np.ndarray | None = None) -> TunedRidge:
         y = np.asarray(y, dtype=np.float64)
         self.scaler_ = MaxAbsScaler().fit(_prepare(X, self.log1p))
-        Xs = self.scaler_.transform(_prepare(X, self.log1p))
+        Xs = _dense_if_small(self.scaler_.transform(_prepare(X, self.log1p)))
+        Xt = None if X_tune is None else _dense_if_small(self.scaler_.transform(_prepare(X_tune, self.log1p)))
         scores = {}
         for alpha in self.alpha_grid:
-            if X_tune is None or y_tune is None or len(y_tune) == 0:
+            if Xt is None or y_tune is None or len(y_tune) == 0:
                 scores[alpha] = 0.0 if alpha == 1.0 else 1.0  # no tuning split: default strength
                 continue
             model = Ridge(alpha=alpha, random_state=self.seed).fit(Xs, y)
-            predicted = model.predict(self.scaler_.transform(_prepare(X_tune, self.log1p)))
+            predicted = model.predict(Xt)
             scores[alpha] = float(np.mean(np.abs(predicted - np.asarray(y_tune, dtype=np.float64))))
         self.alpha_ = min(self.alpha_grid, key=lambda a: (scores[a], abs(np.log10(a))))
         self.model_ = Ridge(alpha=self.alpha_, random_state=self.seed).fit(Xs, y)
