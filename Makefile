@@ -30,6 +30,8 @@ bench: setup
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_featurize.py
+	$(BIN)/python bench/bench_serialize.py
+	$(BIN)/python bench/bench_embed.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench
