@@ -13,6 +13,7 @@ Both are seeded; ``fit(X, y, X_tune=..., y_tune=...)`` returns self, fitted attr
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,22 @@ DENSE_CELLS = 30_000_000  # ridge densifies matrices up to this many cells (~240
 
 
 def _dense_if_small(X: Any) -> Any:
-    return X.toarray() if sp.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_CELLS else X
+    small = sp.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_CELLS
+    return np.asarray(X.toarray(), dtype=np.float64) if small else X
+
+
+def _ridge(alpha: float, seed: int, X: Any, y: np.ndarray) -> Ridge:
+    """Ridge by its default (Cholesky on dense input); when the system is too ill-conditioned for
+    that (weak penalty, more features than rows), the iterative LSQR solver instead."""
+    from scipy.linalg import LinAlgWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        try:
+            return Ridge(alpha=alpha, random_state=seed).fit(X, y)
+        except LinAlgWarning:
+            pass
+    return Ridge(alpha=alpha, solver="lsqr", random_state=seed).fit(X, y)
 
 
 class TunedRidge(BaseEstimator, RegressorMixin):
@@ -160,11 +176,11 @@ class TunedRidge(BaseEstimator, RegressorMixin):
             if Xt is None or y_tune is None or len(y_tune) == 0:
                 scores[alpha] = 0.0 if alpha == 1.0 else 1.0  # no tuning split: default strength
                 continue
-            model = Ridge(alpha=alpha, random_state=self.seed).fit(Xs, y)
+            model = _ridge(alpha, self.seed, Xs, y)
             predicted = model.predict(Xt)
             scores[alpha] = float(np.mean(np.abs(predicted - np.asarray(y_tune, dtype=np.float64))))
         self.alpha_ = min(self.alpha_grid, key=lambda a: (scores[a], abs(np.log10(a))))
-        self.model_ = Ridge(alpha=self.alpha_, random_state=self.seed).fit(Xs, y)
+        self.model_ = _ridge(self.alpha_, self.seed, Xs, y)
         self.tuning_mae_ = scores
         return self
 
