@@ -96,21 +96,24 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
     def _serializer(self) -> TimelineSerializer:
         return TimelineSerializer(self.dataset, self.serializer_config_, count_tokens=self.encoder_.count_tokens)
 
+    def _store(self) -> EmbeddingCache | None:
+        if not self.cache:
+            return None
+        return EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
+
     def timelines(self, labels: pl.DataFrame) -> list[SerializedTimeline]:
         """The serialized timelines of ``labels`` (what the encoder reads)."""
         return self._serializer().serialize(labels)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings of already-serialized texts (through the cache)."""
-        store = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir()) if self.cache else None
-        X, stats = embed_texts(texts, self.encoder_, store)
+        X, stats = embed_texts(texts, self.encoder_, self._store())
         self.stats_ = self.stats_.add(stats, 0)
         return X
 
     def transform(self, labels: pl.DataFrame) -> np.ndarray:
         timelines = self.timelines(labels)
-        store = EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir()) if self.cache else None
-        X, stats = embed_texts([t.text for t in timelines], self.encoder_, store)
+        X, stats = embed_texts([t.text for t in timelines], self.encoder_, self._store())
         self.stats_ = self.stats_.add(stats, sum(1 for t in timelines if any(n for _, n in t.truncated)))
         return X
 

@@ -90,6 +90,23 @@ class TunedLogisticRegression(BaseEstimator, ClassifierMixin):
         return self.model_.predict_proba(self.scaler_.transform(_prepare(X, self.log1p)))
 
 
+def _float32(X: Any) -> Any:
+    return X.astype(np.float32) if sp.issparse(X) else X
+
+
+def _fit_lightgbm(model: Any, X: Any, y: np.ndarray, tune: tuple[Any, np.ndarray] | None, metric: str,
+                  rounds: int) -> None:
+    """Fit with early stopping on ``tune`` (by ``metric``), or 200 rounds when there is no usable tuning set."""
+    import lightgbm as lgb
+
+    if tune is None:
+        model.set_params(n_estimators=200)
+        model.fit(_float32(X), y)
+        return
+    model.fit(_float32(X), y, eval_X=_float32(tune[0]), eval_y=tune[1], eval_metric=metric,
+              callbacks=[lgb.early_stopping(rounds, verbose=False)])
+
+
 class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):
     def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
                  num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
@@ -110,22 +127,15 @@ class EarlyStoppedLightGBM(BaseEstimator, ClassifierMixin):
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
             min_child_samples=5, random_state=self.seed, n_jobs=self.n_jobs, verbose=-1, deterministic=True,
         )
-        X = X.astype(np.float32) if sp.issparse(X) else X
         usable = X_tune is not None and y_tune is not None and len(np.unique(y_tune)) == 2
-        if usable:
-            self.model_.fit(X, y, eval_X=X_tune.astype(np.float32) if sp.issparse(X_tune) else X_tune,
-                            eval_y=np.asarray(y_tune).astype(int), eval_metric="auc",
-                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-        else:
-            self.model_.set_params(n_estimators=200)
-            self.model_.fit(X, y)
+        tune = (X_tune, np.asarray(y_tune).astype(int)) if usable else None
+        _fit_lightgbm(self.model_, X, y, tune, "auc", self.early_stopping_rounds)
         self.classes_ = self.model_.classes_
         self.best_iteration_ = int(self.model_.best_iteration_ or self.model_.n_estimators)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        X = X.astype(np.float32) if sp.issparse(X) else X
-        return np.asarray(self.model_.predict_proba(X))
+        return np.asarray(self.model_.predict_proba(_float32(X)))
 
 
 def make_head(name: str, seed: int, log1p: bool = True) -> TunedLogisticRegression | EarlyStoppedLightGBM:
@@ -208,21 +218,14 @@ class EarlyStoppedLightGBMRegressor(BaseEstimator, RegressorMixin):
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
             min_child_samples=5, random_state=self.seed, n_jobs=self.n_jobs, verbose=-1, deterministic=True,
         )
-        X = X.astype(np.float32) if sp.issparse(X) else X
-        y = np.asarray(y, dtype=np.float64)
-        if X_tune is not None and y_tune is not None and len(y_tune) > 0:
-            self.model_.fit(X, y, eval_X=X_tune.astype(np.float32) if sp.issparse(X_tune) else X_tune,
-                            eval_y=np.asarray(y_tune, dtype=np.float64), eval_metric="l1",
-                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-        else:
-            self.model_.set_params(n_estimators=200)
-            self.model_.fit(X, y)
+        usable = X_tune is not None and y_tune is not None and len(y_tune) > 0
+        tune = (X_tune, np.asarray(y_tune, dtype=np.float64)) if usable else None
+        _fit_lightgbm(self.model_, X, np.asarray(y, dtype=np.float64), tune, "l1", self.early_stopping_rounds)
         self.best_iteration_ = int(self.model_.best_iteration_ or self.model_.n_estimators)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        X = X.astype(np.float32) if sp.issparse(X) else X
-        return np.asarray(self.model_.predict(X))
+        return np.asarray(self.model_.predict(_float32(X)))
 
 
 def make_regressor(name: str, seed: int, log1p: bool = True) -> TunedRidge | EarlyStoppedLightGBMRegressor:
