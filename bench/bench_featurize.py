@@ -18,7 +18,6 @@ Figures go to a table on stdout and .cache/bench/featurize.json.  See bench/READ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -27,7 +26,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ import numpy as np
 import polars as pl
 import psutil
 
-from bench_ingest import default_demo_dir, git_commit, kill_tree, stderr_tail
+from bench_ingest import SAMPLE_SECONDS, TreeSampler, default_demo_dir, git_commit, kill_tree, stderr_tail
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
@@ -47,57 +45,11 @@ MEDS_TAB_WINDOWS = ("1d", "7d", "30d", "365d", "full")
 MEDS_TAB_AGGS = ("static/present", "code/count", "value/count", "value/sum", "value/sum_sqd", "value/min", "value/max")
 MEDS_TAB_PIP_SPECS = ("meds-tab==0.2.0",)
 MEDS_COLUMNS = ("subject_id", "time", "code", "numeric_value")
-SAMPLE_SECONDS = 0.05
 SPEEDUP_TARGET, MEMORY_TARGET = 20.0, 0.1
 OURS, MEDS_TAB = "ehrpredict", "meds-tab"
 
 
 # --- measuring a process tree ------------------------------------------------------------------
-
-
-@dataclass
-class TreeSampler:
-    """Samples a process tree on a background thread: peak summed RSS, peak single RSS, CPU by pid."""
-
-    pid: int
-    peak_sum: int = 0
-    peak_one: int = 0
-    max_procs: int = 0
-    cpu_by_pid: dict[int, float] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> TreeSampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def _sample(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return
-        rss = []
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):  # exited between listing and reading
-                rss.append(proc.memory_info().rss)
-                times = proc.cpu_times()
-                self.cpu_by_pid[proc.pid] = times.user + times.system
-        if rss:
-            self.peak_sum = max(self.peak_sum, sum(rss))
-            self.peak_one = max(self.peak_one, max(rss))
-            self.max_procs = max(self.max_procs, len(rss))
 
 
 @dataclass

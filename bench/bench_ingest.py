@@ -77,10 +77,13 @@ class RunStats:
 
 @dataclass
 class TreeSampler:
-    """Samples the summed RSS of a process tree on a background thread."""
+    """Samples a process tree on a background thread: peak summed RSS, peak single RSS, CPU by pid."""
 
     pid: int
-    peak_bytes: int = 0
+    peak_sum: int = 0
+    peak_one: int = 0
+    max_procs: int = 0
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -96,27 +99,25 @@ class TreeSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, tree_rss(self.pid))
+            self._sample()
             self._stop.wait(SAMPLE_SECONDS)
 
-
-def tree_rss(pid: int) -> int:
-    """Summed RSS of `pid` and its descendants; processes may vanish mid-walk.
-
-    Summing RSS counts pages shared between forked workers more than once, so
-    this is an upper bound on what the tree really needs (as a cgroup or the
-    OOM killer would see it, it is close for independently-allocating workers).
-    """
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):  # exited, zombie, or not ours
-            total += proc.memory_info().rss
-    return total
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):  # exited between listing and reading
+                rss.append(proc.memory_info().rss)
+                times = proc.cpu_times()
+                self.cpu_by_pid[proc.pid] = times.user + times.system
+        if rss:
+            self.peak_sum = max(self.peak_sum, sum(rss))
+            self.peak_one = max(self.peak_one, max(rss))
+            self.max_procs = max(self.max_procs, len(rss))
 
 
 def children_cpu_seconds() -> float:
@@ -156,7 +157,7 @@ def run_measured(cmd: list[str], log_stem: Path, timeout: float) -> RunStats:
                 kill_tree(proc)
                 raise
         wall = time.perf_counter() - start
-    return RunStats(proc.returncode, wall, children_cpu_seconds() - cpu_before, sampler.peak_bytes, timed_out)
+    return RunStats(proc.returncode, wall, children_cpu_seconds() - cpu_before, sampler.peak_sum, timed_out)
 
 
 def stderr_tail(log_stem: Path, lines: int = STDERR_TAIL_LINES) -> str:
