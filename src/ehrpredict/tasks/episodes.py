@@ -19,6 +19,7 @@ DIED_IN_EPISODE = "died_in_episode"
 BIRTH = "birth"
 DEATH = "death"
 LAST_EVENT = "last_event"
+LAST_DISCHARGE = "last_discharge"
 
 # (start code prefix, end code prefix, id column) per kind of episode
 KINDS = {
@@ -100,7 +101,22 @@ def episodes(events: pl.DataFrame, anchor: str) -> pl.DataFrame:
 
 
 def subject_facts(events: pl.DataFrame, last_event: pl.DataFrame) -> pl.DataFrame:
-    """``subject_id, birth, death, last_event`` (death null when none is recorded)."""
+    """``subject_id, birth, death, last_event, last_discharge`` (death null when none is recorded,
+    last_discharge null when the subject was never discharged from hospital)."""
     birth = events.filter(pl.col(S.CODE) == S.BIRTH_CODE).group_by(S.SUBJECT_ID).agg(pl.col(S.TIME).min().alias(BIRTH))
     death = events.filter(pl.col(S.CODE) == S.DEATH_CODE).group_by(S.SUBJECT_ID).agg(pl.col(S.TIME).min().alias(DEATH))
-    return last_event.join(birth, on=S.SUBJECT_ID, how="left").join(death, on=S.SUBJECT_ID, how="left")
+    discharge = (
+        events.filter(_prefix(KINDS["hospital"][1]))
+        .group_by(S.SUBJECT_ID)
+        .agg(pl.col(S.TIME).max().alias(LAST_DISCHARGE))
+    )
+    return (
+        last_event.join(birth, on=S.SUBJECT_ID, how="left")
+        .join(death, on=S.SUBJECT_ID, how="left")
+        .join(discharge, on=S.SUBJECT_ID, how="left")
+    )
+
+
+def stays(events: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Every stay of ``kind`` (hospital, icu, ed) as ``subject_id, start, end`` (end null while open)."""
+    return _episodes_of(events, kind).select(S.SUBJECT_ID, START, END)

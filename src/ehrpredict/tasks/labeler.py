@@ -72,8 +72,11 @@ def _matching(events: pl.DataFrame, codes: CodeSet) -> pl.DataFrame:
 
 def _code_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: int) -> pl.DataFrame:
     assert p.codes is not None
+    matching = _matching(events, p.codes)
+    if p.except_codes is not None:
+        matching = matching.filter(~pl.col(S.CODE).str.contains(p.except_codes.regex()))
     hits = (
-        _matching(events, p.codes)
+        matching
         .join(cohort.select(EP.EPISODE, S.SUBJECT_ID, PRED, EP.END, EP.LINKED_END), on=S.SUBJECT_ID)
         .filter(_in_window(p.window_end))
     )
@@ -94,12 +97,11 @@ def _lab_outcome(events: pl.DataFrame, cohort: pl.DataFrame, p: Predicate, i: in
         .filter(pl.col(S.NUMERIC_VALUE).is_not_null())
         .join(cohort.select(EP.EPISODE, S.SUBJECT_ID, PRED, EP.END, EP.LINKED_END), on=S.SUBJECT_ID)
     )
-    baseline = (
-        values.filter(pl.col(S.TIME) <= pl.col(PRED))
-        .sort(S.TIME)
-        .group_by(EP.EPISODE)
-        .agg(pl.col(S.NUMERIC_VALUE).last().alias("_baseline"))
-    )
+    history = values.filter(pl.col(S.TIME) <= pl.col(PRED))
+    if lab.baseline_within is not None:
+        history = history.filter(pl.col(S.TIME) >= pl.col(PRED) - pl.lit(lab.baseline_within))
+    stat = pl.col(S.NUMERIC_VALUE).min() if lab.baseline_stat == "min" else pl.col(S.NUMERIC_VALUE).last()
+    baseline = history.sort(S.TIME).group_by(EP.EPISODE).agg(stat.alias("_baseline"))
     window = values.filter(_in_window(p.window_end)).join(baseline, on=EP.EPISODE, how="left")
     # Values are stored as float32 (MEDS): 1.1 -> 1.4 is a rise of 0.29999995. Rises and ratios are
     # compared with a tolerance far below any lab's reported precision.
@@ -163,6 +165,9 @@ def _exclusions(spec: TaskSpec, episodes: pl.DataFrame, events: pl.DataFrame) ->
     if c.exclude_died_in_episode:
         checks.append(("died during the episode", pl.col(EP.DIED_IN_EPISODE)))
     frame = episodes
+    for kind in c.exclude_in_stay:
+        frame, check = _overlapping_stay(frame, events, kind)
+        checks.append(check)
     for kind, sets in (("history", c.exclude_history), ("episode", c.exclude_in_episode)):
         for name, codes in sets:
             seen = _matching(events, codes).join(
@@ -181,6 +186,44 @@ def _exclusions(spec: TaskSpec, episodes: pl.DataFrame, events: pl.DataFrame) ->
     for text, failed in reversed(checks):
         reason = pl.when(failed.fill_null(False)).then(pl.lit(text)).otherwise(reason)
     return frame.with_columns(reason.alias(REASON))
+
+
+def _overlapping_stay(frame: pl.DataFrame, events: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, tuple[str, pl.Expr]]:
+    """Flag episodes that overlap a stay of ``kind`` between their start and the prediction time.
+
+    Overlap, not "a stay began after the episode started": cardiac surgery patients go from the OR to
+    the CVICU before the admission is recorded, so their ICU stay starts before admittime. A stay
+    without a recorded end counts only if it began inside [episode start, prediction time]."""
+    other = EP.stays(events, kind).rename({EP.START: "_stay_start", EP.END: "_stay_end"})
+    paired = frame.select(EP.EPISODE, S.SUBJECT_ID, EP.START, PRED).join(other, on=S.SUBJECT_ID)
+    began_by_prediction = pl.col("_stay_start") <= pl.col(PRED)
+    still_open = pl.when(pl.col("_stay_end").is_null()).then(pl.col("_stay_start") >= pl.col(EP.START))
+    overlaps = began_by_prediction & still_open.otherwise(pl.col("_stay_end") >= pl.col(EP.START))
+    flag = f"_in_stay_{kind}"
+    hit = paired.filter(overlaps).select(EP.EPISODE).unique().with_columns(pl.lit(True).alias(flag))
+    frame = frame.join(hit, on=EP.EPISODE, how="left")
+    return frame, (f"in an {kind.upper() if kind != 'hospital' else kind} stay before prediction time",
+                   pl.col(flag).fill_null(False))
+
+
+def _competing(events: pl.DataFrame, cohort: pl.DataFrame, spec: TaskSpec) -> pl.DataFrame:
+    """For each competing code set, the time of its first event inside the outcome window (the
+    latest window end of the outcome's predicates)."""
+    ends = [_window_end(p.window_end) for p in spec.outcome]
+    latest = pl.max_horizontal(ends) if not any(p.window_end.unbounded for p in spec.outcome) else None
+    for name, codes in spec.cohort.exclude_competing:
+        inside = pl.col(S.TIME) > pl.col(PRED)
+        if latest is not None:
+            inside = inside & (pl.col(S.TIME) <= latest)
+        first = (
+            _matching(events, codes)
+            .join(cohort.select(EP.EPISODE, S.SUBJECT_ID, PRED, EP.END, EP.LINKED_END), on=S.SUBJECT_ID)
+            .filter(inside)
+            .group_by(EP.EPISODE)
+            .agg(pl.col(S.TIME).min().alias(f"_competing_{name}"))
+        )
+        cohort = cohort.join(first, on=EP.EPISODE, how="left")
+    return cohort
 
 
 def label_events(spec: TaskSpec, events: pl.DataFrame, last_event: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
@@ -211,6 +254,7 @@ def label_events(spec: TaskSpec, events: pl.DataFrame, last_event: pl.DataFrame)
         else:
             part = _duration_outcome(cohort, p, i)
         cohort = cohort.join(part, on=EP.EPISODE, how="left")
+    cohort = _competing(events, cohort, spec)
     labels, dropped = _labels(spec, cohort)
     excluded.update(dropped)
     return labels, excluded
@@ -232,13 +276,18 @@ def _labels(spec: TaskSpec, cohort: pl.DataFrame) -> tuple[pl.DataFrame, Counter
         reason = (
             pl.when(~measured).then(pl.lit("no matching measurement or code in the outcome window")).otherwise(reason)
         )
-    for i, p in enumerate(spec.outcome):
-        if p.lab is not None and (p.lab.rise_by is not None or p.lab.rise_ratio is not None):
-            reason = (
-                pl.when(pl.col(f"_baseline{i}").is_null())
-                .then(pl.lit("no baseline value at prediction time"))
-                .otherwise(reason)
-            )
+    # A rise needs a baseline; with several rise criteria (KDIGO's 0.3 in 48 h and 1.5x in 7 d) a row
+    # is labelled when any of them has one (a criterion without a baseline cannot fire).
+    rises = [i for i, p in enumerate(spec.outcome)
+             if p.lab is not None and (p.lab.rise_by is not None or p.lab.rise_ratio is not None)]
+    if rises:
+        no_baseline = pl.all_horizontal([pl.col(f"_baseline{i}").is_null() for i in rises])
+        reason = pl.when(no_baseline).then(pl.lit("no baseline value at prediction time")).otherwise(reason)
+    for name, _ in spec.cohort.exclude_competing:
+        came_first = pl.col(f"_competing_{name}").is_not_null() & (
+            ~positive | (pl.col(f"_competing_{name}") < first_time.fill_null(pl.col(f"_competing_{name}")))
+        )
+        reason = pl.when(came_first).then(pl.lit(f"{name} before the outcome (competing event)")).otherwise(reason)
     cohort = cohort.with_columns(reason.alias(REASON))
     dropped = Counter(dict(cohort.filter(pl.col(REASON).is_not_null()).get_column(REASON).value_counts().iter_rows()))
     cohort = cohort.filter(pl.col(REASON).is_null())
@@ -256,11 +305,17 @@ def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_
             pl.coalesce([pl.col(f"_value{i}") for i in range(len(spec.outcome))]).cast(pl.Float32).alias("float_value")
         ]
     if spec.label_type == "time_to_event":
+        assert spec.censoring is not None  # parse_task requires it
+        base = EP.LAST_EVENT if spec.censoring.base == "last_event" else EP.LAST_DISCHARGE
+        follow_up = pl.coalesce(pl.col(base), pl.col(EP.LAST_EVENT)) + pl.lit(spec.censoring.offset)
         ends = [_window_end(p.window_end) for p in spec.outcome]
-        censor = pl.min_horizontal([pl.col(EP.LAST_EVENT), *ends])
-        when = pl.when(positive).then(first_time).otherwise(pl.max_horizontal(censor, pl.col(PRED)))
+        censor = pl.max_horizontal(pl.min_horizontal([follow_up, *ends]), pl.col(PRED))
+        # Events after the end of follow-up are not counted: follow-up must end at the same place for
+        # rows with and without the event, or the event rate is inflated (deaths seen, survivors not).
+        event = positive & (first_time <= censor).fill_null(False)
+        when = pl.when(event).then(first_time).otherwise(censor)
         days = (when - pl.col(PRED)).dt.total_seconds() / 86400
-        return [positive.alias("boolean_value"), days.cast(pl.Float32).alias("float_value")]
+        return [event.alias("boolean_value"), days.cast(pl.Float32).alias("float_value")]
     codes = pl.concat_list(
         [pl.col(f"_codes{i}").fill_null(pl.lit([], pl.List(pl.String))) for i in range(len(spec.outcome))]
     )
@@ -282,7 +337,7 @@ def _needed_codes(spec: TaskSpec) -> list[str]:
             needed += list(p.codes.patterns)
         if p.lab is not None:
             needed += list(p.lab.codes().patterns)
-    for _, codes in (*spec.cohort.exclude_history, *spec.cohort.exclude_in_episode):
+    for _, codes in (*spec.cohort.exclude_history, *spec.cohort.exclude_in_episode, *spec.cohort.exclude_competing):
         needed += list(codes.patterns)
     return needed
 

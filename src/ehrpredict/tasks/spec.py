@@ -15,6 +15,14 @@ the prediction time itself belongs to the past (features may use it), never to t
 or ED stay the prediction is made in), ``linked_end`` (for ED and ICU stays: discharge of the
 hospital admission they belong to), either with an optional ``+duration``, ``min(<end>, episode_end)``
 (whichever comes first), or ``none`` (no end).
+
+A code outcome may name codes that do not count (``except: [HOSPITAL_ADMISSION//ELECTIVE]``: planned
+returns are not readmissions). A rise-type lab outcome compares with a baseline taken from the values
+at or before the prediction time: ``baseline: {within: 7d, stat: min}`` (default: the last value at any
+age). A time-to-event outcome says how a row without the event is censored (``censoring:
+last_discharge+365d``). The cohort may exclude rows where the episode overlaps a stay of another kind
+before the prediction time (``exclude_in_stay: [icu]``: an ICU stay that began before admission counts)
+and rows where a competing event comes first (``exclude_competing: {death: [MEDS_DEATH]}``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from ehrpredict.errors import ConfigError
 ANCHORS = ("admission", "discharge", "icu_admission", "ed_triage", "ed_departure")
 LABEL_TYPES = ("binary", "multiclass", "regression", "multilabel", "time_to_event")
 WINDOW_BASES = ("episode_end", "linked_end")
+STAY_KINDS = ("hospital", "icu", "ed")  # the episode kinds of ehrpredict.tasks.episodes
+CENSORING_BASES = ("last_event", "last_discharge")
+BASELINE_STATS = ("last", "min")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -121,8 +132,12 @@ class LabPredicate:
     unit: str
     above: float | None = None
     below: float | None = None
-    rise_by: float | None = None  # creatinine-style rise over the last value at prediction time
+    rise_by: float | None = None  # creatinine-style rise over the baseline at prediction time
     rise_ratio: float | None = None
+    # The baseline of a rise: ``baseline_stat`` of the values in [prediction time - baseline_within,
+    # prediction time] (None: any age). KDIGO compares with a recent value, not one from months ago.
+    baseline_within: timedelta | None = None
+    baseline_stat: str = "last"
 
     def codes(self) -> CodeSet:
         return CodeSet(tuple(f"{item}//{self.unit}" for item in self.items))
@@ -136,6 +151,34 @@ class Predicate:
     codes: CodeSet | None = None
     lab: LabPredicate | None = None
     duration_above: timedelta | None = None  # the episode lasts longer than this
+    except_codes: CodeSet | None = None  # codes matched by ``codes`` that do not count (planned returns)
+
+
+@dataclass(frozen=True)
+class Censoring:
+    """Where follow-up ends for a row without the event: ``base`` (``last_event`` or
+    ``last_discharge``) plus ``offset``. MIMIC records deaths out of hospital up to a year after the
+    last discharge, so death follow-up ends at ``last_discharge+365d``, not at the last event.
+
+    >>> Censoring.parse("last_discharge+365d", "censoring").offset.days
+    365
+    >>> Censoring.parse("last_visit", "censoring")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ehrpredict.errors.ConfigError: expected last_event or last_discharge, optionally +<duration>, at censoring, ...
+    """
+
+    base: str
+    offset: timedelta = timedelta(0)
+
+    @classmethod
+    def parse(cls, text: object, where: str) -> Censoring:
+        base, plus, rest = str(text).strip().partition("+")
+        if base.strip() not in CENSORING_BASES or (plus and not rest.strip()):
+            raise ConfigError(
+                f"expected last_event or last_discharge, optionally +<duration>, at {where}, got {text!r}"
+            )
+        return cls(base.strip(), parse_duration(rest, where) if plus else timedelta(0))
 
 
 @dataclass(frozen=True)
@@ -148,6 +191,12 @@ class Cohort:
     exclude_in_episode: tuple[tuple[str, CodeSet], ...] = ()  # seen between episode start and prediction
     require_match: bool = False  # lab tasks: a measurement of the lab in the window (else no label)
     require_followup: bool = False  # some event after the prediction time (else no label)
+    # Stays of these kinds (icu, ed, hospital) overlapping [episode start, prediction time] exclude the
+    # row: an ICU stay that began before the admission and is still going on counts.
+    exclude_in_stay: tuple[str, ...] = ()
+    # (name, codes): such an event inside the outcome window before any outcome event excludes the row
+    # (a competing event, e.g. death before any readmission).
+    exclude_competing: tuple[tuple[str, CodeSet], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +209,7 @@ class TaskSpec:
     cohort: Cohort
     outcome: tuple[Predicate, ...]
     category: str | None = None  # multilabel/multiclass: "icd10_3char" or a code prefix to strip
+    censoring: Censoring | None = None  # time_to_event: where follow-up ends without the event
     source: str = field(default="", compare=False)
 
 
@@ -184,19 +234,22 @@ def _check_keys(mapping: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _predicate(raw: dict[str, Any], default_end: WindowEnd, where: str) -> Predicate:
-    _check_keys(raw, {"codes", "lab", "duration_above", "window"}, where)
+    _check_keys(raw, {"codes", "except", "lab", "duration_above", "window"}, where)
     window = _mapping(raw.get("window"), f"{where}.window")
     _check_keys(window, {"end"}, f"{where}.window")
     end = WindowEnd.parse(window["end"], f"{where}.window.end") if "end" in window else default_end
     kinds = [k for k in ("codes", "lab", "duration_above") if k in raw]
     if len(kinds) != 1:
         raise ConfigError(f"expected exactly one of codes, lab, duration_above at {where}, got {kinds or 'none'}")
+    if "except" in raw and "codes" not in raw:
+        raise ConfigError(f"expected {where}.except only beside {where}.codes, got it with {kinds or 'nothing'}")
     if "codes" in raw:
-        return Predicate(end, codes=CodeSet.parse(raw["codes"], f"{where}.codes"))
+        excepted = CodeSet.parse(raw["except"], f"{where}.except") if "except" in raw else None
+        return Predicate(end, codes=CodeSet.parse(raw["codes"], f"{where}.codes"), except_codes=excepted)
     if "duration_above" in raw:
         return Predicate(end, duration_above=parse_duration(raw["duration_above"], f"{where}.duration_above"))
     lab = _mapping(raw["lab"], f"{where}.lab")
-    _check_keys(lab, {"items", "unit", "above", "below", "rise_by", "rise_ratio"}, f"{where}.lab")
+    _check_keys(lab, {"items", "unit", "above", "below", "rise_by", "rise_ratio", "baseline"}, f"{where}.lab")
     items = CodeSet.parse(_require(lab, "items", f"{where}.lab"), f"{where}.lab.items").patterns
     patterned = [i for i in items if i.endswith("*") or i.startswith("re:")]
     if patterned:  # the unit is appended to each item, so items must be exact item codes
@@ -208,12 +261,35 @@ def _predicate(raw: dict[str, Any], default_end: WindowEnd, where: str) -> Predi
     if all(v is None for v in thresholds.values()):
         raise ConfigError(f"expected one of above, below, rise_by, rise_ratio at {where}.lab, got none")
     unit = _require(lab, "unit", f"{where}.lab")
-    return Predicate(end, lab=LabPredicate(items, str(unit), **{k: v for k, v in thresholds.items()}))
+    within, stat = _baseline(lab, thresholds, f"{where}.lab")
+    return Predicate(end, lab=LabPredicate(items, str(unit), **{k: v for k, v in thresholds.items()},
+                                           baseline_within=within, baseline_stat=stat))
+
+
+def _baseline(lab: dict[str, Any], thresholds: dict[str, Any], where: str) -> tuple[timedelta | None, str]:
+    if "baseline" not in lab:
+        return None, "last"
+    if thresholds["rise_by"] is None and thresholds["rise_ratio"] is None:
+        raise ConfigError(f"expected {where}.baseline only with rise_by or rise_ratio, got neither")
+    raw = _mapping(lab["baseline"], f"{where}.baseline")
+    _check_keys(raw, {"within", "stat"}, f"{where}.baseline")
+    stat = raw.get("stat", "last")
+    if stat not in BASELINE_STATS:
+        raise ConfigError(f"expected {where}.baseline.stat in {list(BASELINE_STATS)}, got {stat!r}")
+    within = parse_duration(raw["within"], f"{where}.baseline.within") if "within" in raw else None
+    return within, stat
 
 
 def _code_sets(raw: object, where: str) -> tuple[tuple[str, CodeSet], ...]:
     mapping = _mapping(raw, where)
     return tuple((str(name), CodeSet.parse(codes, f"{where}.{name}")) for name, codes in mapping.items())
+
+
+def _stay_kinds(value: object, where: str) -> tuple[str, ...]:
+    kinds = [value] if isinstance(value, str) else value
+    if not isinstance(kinds, list) or any(k not in STAY_KINDS for k in kinds):
+        raise ConfigError(f"expected a list of stay kinds from {list(STAY_KINDS)} at {where}, got {value!r}")
+    return tuple(kinds)
 
 
 def parse_task(raw: object, source: str = "") -> TaskSpec:
@@ -241,9 +317,12 @@ def parse_task(raw: object, source: str = "") -> TaskSpec:
         "exclude_in_episode",
         "require_match",
         "require_followup",
+        "exclude_in_stay",
+        "exclude_competing",
     }
     _check_keys(cohort_raw, allowed, "task.cohort")
-    for key in allowed - {"min_age", "exclude_history", "exclude_in_episode"}:
+    non_flags = {"min_age", "exclude_history", "exclude_in_episode", "exclude_in_stay", "exclude_competing"}
+    for key in allowed - non_flags:
         if key in cohort_raw and not isinstance(cohort_raw[key], bool):
             raise ConfigError(f"expected true or false at task.cohort.{key}, got {cohort_raw[key]!r}")
     min_age = cohort_raw.get("min_age", 18)
@@ -258,11 +337,15 @@ def parse_task(raw: object, source: str = "") -> TaskSpec:
         exclude_in_episode=_code_sets(cohort_raw.get("exclude_in_episode"), "task.cohort.exclude_in_episode"),
         require_match=cohort_raw.get("require_match", False),
         require_followup=cohort_raw.get("require_followup", False),
+        exclude_in_stay=_stay_kinds(cohort_raw.get("exclude_in_stay", []), "task.cohort.exclude_in_stay"),
+        exclude_competing=_code_sets(cohort_raw.get("exclude_competing"), "task.cohort.exclude_competing"),
     )
     outcome = _mapping(_require(spec, "outcome", "task"), "task.outcome")
     window = _mapping(outcome.get("window"), "task.outcome.window")
     _check_keys(window, {"end"}, "task.outcome.window")
     default_end = WindowEnd.parse(_require(window, "end", "task.outcome.window"), "task.outcome.window.end")
+    censoring = _censoring(outcome, label_type)
+    outcome = {k: v for k, v in outcome.items() if k != "censoring"}
     if "any_of" in outcome:
         _check_keys(outcome, {"window", "any_of"}, "task.outcome")
         items = outcome["any_of"]
@@ -289,8 +372,21 @@ def parse_task(raw: object, source: str = "") -> TaskSpec:
         cohort=cohort,
         outcome=predicates,
         category=category,
+        censoring=censoring,
         source=source,
     )
+
+
+def _censoring(outcome: dict[str, Any], label_type: str) -> Censoring | None:
+    """Time-to-event tasks must say where follow-up ends; other tasks must not."""
+    if label_type != "time_to_event":
+        if "censoring" in outcome:
+            raise ConfigError(f"expected task.outcome.censoring only for time_to_event tasks, got a {label_type} task")
+        return None
+    if "censoring" not in outcome:
+        raise ConfigError("expected task.outcome.censoring for a time_to_event task (where follow-up ends "
+                          "without the event: last_event, or last_discharge+365d for MIMIC deaths), got none")
+    return Censoring.parse(outcome["censoring"], "task.outcome.censoring")
 
 
 LIBRARY = Path(__file__).parent / "library"

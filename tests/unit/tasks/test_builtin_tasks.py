@@ -104,12 +104,17 @@ def test_icu_transfer_24h() -> None:
         # an ICU stay in last year's admission (True there) does not exclude this one (False)
         born(6, 2100), admission(6, 60, "2149-06-01 08:00", "2149-06-05 08:00"), admission(6, 61, ADMIT, DISCH),
         icu_stay(6, 600, 60, "2149-06-02 12:00", "2149-06-03 12:00"),
+        # cardiac surgery (demo 10013049 / 22675517): CVICU from 07:32:58, admitted 08:00, still in the
+        # ICU at the prediction time → excluded, although the ICU admission precedes the admission
+        born(7, 2100), admission(7, 70, ADMIT, DISCH), icu_stay(7, 700, 70, "2150-01-01 07:32:58", "2150-01-03 10:00"),
+        # an ICU stay that ended before this admission began does not exclude it → False
+        born(8, 2100), admission(8, 80, ADMIT, DISCH), icu_stay(8, 800, 80, "2150-01-01 05:00", "2150-01-01 07:59"),
     )
     assert labels == [
         (1, PRED24, True), (3, PRED24, False), (5, PRED24, False), (5, "2150-01-11 08:00", True),
-        (6, "2149-06-02 08:00", True), (6, PRED24, False),
+        (6, "2149-06-02 08:00", True), (6, PRED24, False), (8, PRED24, False),
     ]
-    assert excluded == {"icu_admission before prediction time": 2}  # subjects 2 and 4
+    assert excluded == {"in an ICU stay before prediction time": 3}  # subjects 2, 4 and 7
 
 
 @covers("long_los_7d")
@@ -153,13 +158,36 @@ def test_readmission_30d() -> None:
         born(4, 2100), admission(4, 40, ADMIT, DISCH, to="DIED"), died(4, DISCH),
         born(5, 2100), admission(5, 50, ADMIT, DISCH, to="DIED"),  # no MEDS_DEATH (dod missing)
         born(6, 2140), admission(6, 60, ADMIT, DISCH),
+        # a planned return (elective, surgical same day) is not a readmission → False twice
+        born(7, 2100), admission(7, 70, ADMIT, DISCH), admission(7, 71, "2150-01-10 08:00", "2150-01-11 08:00",
+                                                                  kind="ELECTIVE"),
+        born(8, 2100), admission(8, 80, ADMIT, DISCH),
+        admission(8, 81, "2150-01-10 08:00", "2150-01-10 18:00", kind="SURGICAL SAME DAY ADMISSION"),
+        # a planned return, then an urgent one within the 30 d → True
+        born(9, 2100), admission(9, 90, ADMIT, DISCH), admission(9, 91, "2150-01-10 08:00", "2150-01-11 08:00",
+                                                                  kind="ELECTIVE"),
+        admission(9, 92, "2150-01-20 08:00", "2150-01-22 08:00", kind="URGENT"),
+        # died at home on day 10 without a readmission: a competing event → no label
+        born(10, 2100), admission(10, 100, ADMIT, DISCH), died(10, "2150-01-15 23:59:59"),
+        # readmitted on day 3 and died in that stay → True for the first discharge
+        born(11, 2100), admission(11, 110, ADMIT, DISCH),
+        admission(11, 111, "2150-01-08 08:00", "2150-01-09 08:00", to="DIED"), died(11, "2150-01-09 08:00"),
+        # died on day 40, after the window: not competing → False
+        born(12, 2100), admission(12, 120, ADMIT, DISCH), died(12, "2150-02-14 23:59:59"),
     )
     assert labels == [
         (1, DISCH, True), (1, "2150-01-07 08:00", False),
         (2, DISCH, False), (2, "2150-02-06 08:00", False),
         (3, DISCH, True), (3, "2150-02-06 08:00", False),
+        (7, DISCH, False), (7, "2150-01-11 08:00", False),
+        (8, DISCH, False), (8, "2150-01-10 18:00", False),
+        (9, DISCH, True), (9, "2150-01-11 08:00", True), (9, "2150-01-22 08:00", False),
+        (11, DISCH, True),
+        (12, DISCH, False),
     ]
-    assert excluded == {DIED_BEFORE: 1, "died during the episode": 1, CHILD: 1}
+    assert excluded == {
+        DIED_BEFORE: 2, "died during the episode": 1, CHILD: 1, "death before the outcome (competing event)": 1,
+    }
 
 
 @covers("mortality_1y_after_discharge")
@@ -184,11 +212,21 @@ def test_time_to_death_after_discharge() -> None:
         born(1, 2100), admission(1, 10, ADMIT, DISCH), died(1, "2150-01-15 08:00"),  # event at 10 d
         born(2, 2100), admission(2, 20, ADMIT, DISCH), (2, "2150-01-20 20:00", "LAB//50912//mg/dL", 1.0),  # censored
         born(3, 2100), admission(3, 30, ADMIT, DISCH),  # nothing after discharge: censored at 0 d
-        born(4, 2100), admission(4, 40, ADMIT, DISCH), died(4, "2152-01-05 08:00"),  # no window end: 730 d
+        # a death 730 d after the last discharge is past the end of follow-up: censored at 365 d
+        born(4, 2100), admission(4, 40, ADMIT, DISCH), died(4, "2152-01-05 08:00"),
         born(5, 2100), admission(5, 50, ADMIT, DISCH, to="DIED"), died(5, DISCH),
+        # two discharges: the first is followed until the last discharge + 365 d (2151-01-06 08:00),
+        # 366 d after it; subject 7's death 100 d after the second discharge is an event for both
+        born(6, 2100), admission(6, 60, ADMIT, DISCH), admission(6, 61, "2150-01-05 20:00", "2150-01-06 08:00"),
+        born(7, 2100), admission(7, 70, ADMIT, DISCH), admission(7, 71, "2150-03-01 08:00", "2150-03-02 08:00"),
+        died(7, "2150-06-10 08:00"),
     )
+    # Survivors are censored at their last discharge + 365 d (MIMIC's death follow-up), not at their
+    # last event: censoring at the last event counted late deaths but not late survivors.
     assert labels == [
-        (1, DISCH, True, 10.0), (2, DISCH, False, 15.5), (3, DISCH, False, 0.0), (4, DISCH, True, 730.0),
+        (1, DISCH, True, 10.0), (2, DISCH, False, 365.0), (3, DISCH, False, 365.0), (4, DISCH, False, 365.0),
+        (6, DISCH, False, 366.0), (6, "2150-01-06 08:00", False, 365.0),
+        (7, DISCH, True, 156.0), (7, "2150-03-02 08:00", True, 100.0),
     ]
     assert excluded == {DIED_BEFORE: 1}
 
@@ -259,7 +297,7 @@ def test_aki_48h() -> None:
         born(1, 2100), admission(1, 10, ADMIT, DISCH), (1, "2150-01-01 09:00", cr, 1.0), (1, window, cr, 1.5),  # +0.5
         born(2, 2100), admission(2, 20, ADMIT, DISCH), (2, "2150-01-01 09:00", cr, 1.0), (2, window, cr, 1.2),  # +0.2
         born(3, 2100), admission(3, 30, ADMIT, DISCH), (3, "2150-01-01 09:00", cr, 0.4), (3, window, cr, 0.65),  # x1.6
-        # the baseline is the last value at the prediction time (1.0, not 2.0 from last year) → True
+        # the baseline is the recent value at the prediction time (1.0, not 2.0 from last year) → True
         born(4, 2100), admission(4, 40, ADMIT, DISCH), (4, "2149-01-01 09:00", cr, 2.0), (4, PRED24, cr, 1.0),
         (4, window, cr, 1.5),
         # a creatinine in another unit is not a creatinine in mg/dL: 1.0 → 1.1 → False
@@ -267,9 +305,19 @@ def test_aki_48h() -> None:
         (5, window, "LAB//50912//umol/L", 300.0),
         born(6, 2100), admission(6, 60, ADMIT, DISCH), (6, window, cr, 3.0),  # no baseline → no label
         born(7, 2140), admission(7, 70, ADMIT, DISCH), (7, "2150-01-01 09:00", cr, 1.0), (7, window, cr, 3.0),
+        # KDIGO's baseline is recent: a value three months old is no baseline → no label
+        born(8, 2100), admission(8, 80, ADMIT, DISCH), (8, "2149-10-01 09:00", cr, 1.0), (8, window, cr, 3.0),
+        # 5 days before: a baseline for the 1.5x criterion (7 d) but not for +0.3 (48 h); 1.0 → 1.4 → False
+        born(9, 2100), admission(9, 90, ADMIT, DISCH), (9, "2149-12-28 08:00", cr, 1.0), (9, window, cr, 1.4),
+        # the lowest value in 7 d (1.0), not the last (2.0), is the 1.5x baseline: 1.6 >= 1.5 → True
+        born(10, 2100), admission(10, 100, ADMIT, DISCH), (10, "2149-12-27 08:00", cr, 1.0),
+        (10, "2150-01-01 09:00", cr, 2.0), (10, window, cr, 1.6),
     )
-    assert labels == [(1, PRED24, True), (2, PRED24, False), (3, PRED24, True), (4, PRED24, True), (5, PRED24, False)]
-    assert excluded == {NO_BASELINE: 1, CHILD: 1}
+    assert labels == [
+        (1, PRED24, True), (2, PRED24, False), (3, PRED24, True), (4, PRED24, True), (5, PRED24, False),
+        (9, PRED24, False), (10, PRED24, True),
+    ]
+    assert excluded == {NO_BASELINE: 2, CHILD: 1}
 
 
 def test_aki_48h_without_a_window_creatinine_is_excluded_for_that_reason() -> None:

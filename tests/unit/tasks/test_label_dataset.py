@@ -91,10 +91,10 @@ def test_readmission_labels_and_cohort_report_are_written(dataset: Path, tmp_pat
     [
         # only admission 101 lasts 24 h and has ICD-10 diagnoses: I50.9 and I50.1 are one category
         ("discharge_diagnoses_icd10", [{"prediction_time": T("2150-05-02 10:00"), "categorical_value": "I50"}]),
-        # no deaths after discharge: each is censored at subject 1's last event, 05-22 08:00
+        # no deaths after discharge: each is censored at subject 1's last discharge (05-22 08:00) + 365 d
         ("time_to_death_after_discharge", [
-            {"prediction_time": T("2150-05-05 12:00"), "boolean_value": False, "float_value": 16.8333},
-            {"prediction_time": T("2150-05-22 08:00"), "boolean_value": False, "float_value": 0.0},
+            {"prediction_time": T("2150-05-05 12:00"), "boolean_value": False, "float_value": 381.8333},
+            {"prediction_time": T("2150-05-22 08:00"), "boolean_value": False, "float_value": 365.0},
         ]),
     ],
 )

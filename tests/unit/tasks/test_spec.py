@@ -201,3 +201,56 @@ def test_cli_tasks_json_lists_every_library_task(capsys: pytest.CaptureFixture[s
     assert aki == {"name": "aki_48h", "label_type": "binary", "anchor": "admission", "offset_hours": 24.0,
                    "description": load_task("aki_48h").description}
 
+
+
+TIME_TO_EVENT: dict[str, Any] = {
+    "name": "time_to_death",
+    "description": "Days to death.",
+    "label_type": "time_to_event",
+    "prediction": {"anchor": "discharge", "offset": 0},
+    "outcome": {"window": {"end": "none"}, "censoring": "last_discharge+365d", "codes": ["MEDS_DEATH"]},
+}
+
+
+def test_a_time_to_event_task_must_say_where_follow_up_ends() -> None:
+    spec = parse_task(TIME_TO_EVENT)
+    assert spec.censoring is not None and (spec.censoring.base, spec.censoring.offset) == (
+        "last_discharge", timedelta(days=365))
+    missing = copy.deepcopy(TIME_TO_EVENT)
+    del missing["outcome"]["censoring"]
+    with pytest.raises(ConfigError, match=r"expected task\.outcome\.censoring for a time_to_event task"):
+        parse_task(missing)
+    with pytest.raises(ConfigError, match=r"at task\.outcome\.censoring, got 'last_visit\+1d'"):
+        parse_task({**TIME_TO_EVENT, "outcome": {**TIME_TO_EVENT["outcome"], "censoring": "last_visit+1d"}})
+    with pytest.raises(ConfigError, match="only for time_to_event tasks, got a binary task"):
+        parse_task(broken(**{"outcome.censoring": "last_event"}))
+
+
+def test_except_codes_only_beside_codes() -> None:
+    spec = parse_task({**VALID, "outcome": {"window": {"end": "30d"}, "codes": ["HOSPITAL_ADMISSION*"],
+                                            "except": ["HOSPITAL_ADMISSION//ELECTIVE"]}})
+    assert spec.outcome[0].except_codes == CodeSet(("HOSPITAL_ADMISSION//ELECTIVE",))
+    with pytest.raises(ConfigError, match=r"task\.outcome\.except only beside task\.outcome\.codes"):
+        parse_task(broken(**{"outcome.except": ["HOSPITAL_ADMISSION//ELECTIVE"]}))
+
+
+def test_a_lab_baseline_is_validated() -> None:
+    rise = {"items": ["LAB//50912"], "unit": "mg/dL", "rise_by": 0.3, "baseline": {"within": "48h", "stat": "min"}}
+    spec = parse_task(broken(**{"outcome.lab": rise}))
+    assert spec.outcome[0].lab is not None
+    assert (spec.outcome[0].lab.baseline_within, spec.outcome[0].lab.baseline_stat) == (timedelta(hours=48), "min")
+    with pytest.raises(ConfigError, match=r"baseline\.stat in \['last', 'min'\], got 'median'"):
+        parse_task(broken(**{"outcome.lab": {**rise, "baseline": {"stat": "median"}}}))
+    with pytest.raises(ConfigError, match=r"baseline only with rise_by or rise_ratio"):
+        parse_task(broken(**{"outcome.lab.baseline": {"within": "7d"}}))
+    with pytest.raises(ConfigError, match=r"duration like 30m, 24h or 7d at task\.outcome\.lab\.baseline\.within"):
+        parse_task(broken(**{"outcome.lab": {**rise, "baseline": {"within": "a week"}}}))
+
+
+def test_stay_kinds_and_competing_events_are_validated() -> None:
+    spec = parse_task(broken(**{"cohort.exclude_in_stay": ["icu"],
+                                "cohort.exclude_competing": {"death": ["MEDS_DEATH"]}}))
+    assert spec.cohort.exclude_in_stay == ("icu",)
+    assert spec.cohort.exclude_competing == (("death", CodeSet(("MEDS_DEATH",))),)
+    with pytest.raises(ConfigError, match=r"from \['hospital', 'icu', 'ed'\] at task\.cohort\.exclude_in_stay"):
+        parse_task(broken(**{"cohort.exclude_in_stay": ["ward"]}))
