@@ -40,6 +40,7 @@ from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
 from ehrpredict.evaluation.regression import regression_report
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
+from ehrpredict.features.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.ingest.output import write_json
 from ehrpredict.models.heads import HEADS, _log1p, make_head, make_regressor
 from ehrpredict.tasks.labeler import label_many
@@ -72,6 +73,9 @@ class BenchmarkConfig:
     min_count: int = 5
     few_shot: bool = False
     shuffle_permutations: int = 5  # label-shuffle control replicates
+    # Billing codes are usable by features this long after their time (discharge); "0" is the
+    # optimistic setting where a stay's codes are known the moment it ends. See features/cutoff.py.
+    coding_delay: str = DEFAULT_CODING_DELAY
     # text representation
     text_format: str = "markdown"
     text_max_tokens: int | None = None  # None: sized to the encoder
@@ -95,6 +99,7 @@ class BenchmarkConfig:
             raise ConfigError(f"expected --shuffle-permutations >= 1, got {self.shuffle_permutations}")
         if self.n_boot < 10:
             raise ConfigError(f"expected --bootstrap >= 10, got {self.n_boot}")
+        parse_duration(self.coding_delay, "--coding-delay")
 
 
 @dataclass
@@ -196,7 +201,8 @@ class _Features:
     def counts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self._counts is None:
             t = time.perf_counter()
-            featurizer = CountsFeaturizer(self.config.dataset, min_count=self.config.min_count).fit(self.parts[S.TRAIN])
+            featurizer = CountsFeaturizer(self.config.dataset, min_count=self.config.min_count,
+                                          coding_delay=self.config.coding_delay).fit(self.parts[S.TRAIN])
             X = {name: featurizer.transform(part) for name, part in self.parts.items()}
             self._counts = X, {"n_features": int(X[S.TRAIN].shape[1]), "seconds": round(time.perf_counter() - t, 2)}
         return self._counts
@@ -401,7 +407,8 @@ def _run_multilabel(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
                     Y[row, index[category]] = 1
         return Y
 
-    featurizer = CountsFeaturizer(config.dataset, min_count=config.min_count).fit(parts[S.TRAIN])
+    featurizer = CountsFeaturizer(config.dataset, min_count=config.min_count,
+                                  coding_delay=config.coding_delay).fit(parts[S.TRAIN])
     X = {n: featurizer.transform(p) for n, p in parts.items()}
     Y = {n: matrix(p) for n, p in parts.items()}
     scaler = MaxAbsScaler().fit(X[S.TRAIN])

@@ -146,7 +146,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         shuffle_permutations=args.shuffle_permutations, text_format=args.text_format,
         text_max_tokens=args.text_max_tokens, include_notes=not args.no_notes, encoder=args.encoder,
         encoder_model=args.encoder_model, encoder_url=args.encoder_url, encoder_instruction=args.encoder_instruction,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, coding_delay=args.coding_delay,
     )
     report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
     for task in report["tasks"]:
@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train on k = 1..128 positives and negatives (5 replicates each)")
     bench.add_argument("--shuffle-permutations", type=int, default=5,
                        help="label-shuffle control replicates (default 5)")
+    bench.add_argument("--coding-delay", default="7d",
+                       help="billing codes (ICD, DRG, HCPCS), timed at discharge, are usable by features this "
+                       "long after it, as coders assign them after discharge (default 7d; 0 = known at discharge)")
     _text_options(bench)
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(handler=_benchmark)

@@ -56,3 +56,20 @@ def test_an_event_exactly_at_prediction_time_is_a_feature(tmp_path: Path) -> Non
     values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
     assert values["LAB//50912//mg/dL|all|count"] == 1.0
     assert values["LAB//50912//mg/dL|all|last"] == 2.0  # the value one second later is unknown
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.lists(event, min_size=1, max_size=30),
+       coded=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 7 * 24 * 60 - 1)), min_size=1, max_size=10))
+def test_billing_codes_inside_the_coding_delay_never_change_features(tmp_path_factory, before, coded) -> None:  # type: ignore[no-untyped-def]
+    # Codes assigned after discharge: with the default 7-day delay, an ICD code timed less than 7 days
+    # before the prediction time is not known yet, whatever else the history holds.
+    past = [(s, T0 + timedelta(days=min(d, 400)), c, v) for s, d, c, v in before]
+    recent = [(s, PREDICTION - timedelta(minutes=m), "ICD10CM//N17.9", None) for s, m in coded]
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 2, 3], "prediction_time": [PREDICTION] * 3})
+    root = tmp_path_factory.mktemp("coding")
+    base = CountsFeaturizer(write_dataset(root / "a", past), min_count=1, windows=("7d", "all")).fit(labels)
+    with_codes = CountsFeaturizer(write_dataset(root / "b", past + recent), min_count=1,
+                                  windows=("7d", "all")).fit(labels)
+    assert list(base.feature_names_) == list(with_codes.feature_names_)
+    np.testing.assert_array_equal(base.transform(labels).toarray(), with_codes.transform(labels).toarray())

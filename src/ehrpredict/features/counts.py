@@ -3,7 +3,8 @@
 For each label row (subject, prediction_time) and each window before the prediction time (1 d, 7 d,
 30 d, 365 d, all history): how often each code occurred, and for codes with values the last, mean,
 min and max value. The vocabulary is learned on the rows given to ``fit`` (the train split) with a
-minimum frequency; optional roll-up adds each code's parents (ICD categories, lab items).
+minimum frequency; optional roll-up adds each code's parents (ICD categories, lab items). Billing
+codes count only ``coding_delay`` after their time (see :mod:`ehrpredict.features.cutoff`).
 
     >>> featurizer = CountsFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
     >>> X = featurizer.transform(held_out_labels)                   # scipy.sparse.csr_matrix
@@ -23,7 +24,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ehrpredict import schema as S
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError
-from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
+from ehrpredict.features.cutoff import (
+    DEFAULT_CODING_DELAY,
+    PREDICTION_TIME,
+    ROW_INDEX,
+    coding_delay,
+    events_at_or_before,
+)
 from ehrpredict.tasks.spec import parse_duration
 
 DEFAULT_WINDOWS = ("1d", "7d", "30d", "365d", "all")
@@ -41,16 +48,18 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
     """scikit-learn transformer from a labels frame (subject_id, prediction_time) to a sparse matrix."""
 
     def __init__(self, dataset: str | Path, windows: Sequence[str] = DEFAULT_WINDOWS, min_count: int = 5,
-                 rollup: bool = False) -> None:
+                 rollup: bool = False, coding_delay: str = DEFAULT_CODING_DELAY) -> None:
         self.dataset = dataset
         self.windows = windows
         self.min_count = min_count
         self.rollup = rollup
+        self.coding_delay = coding_delay
 
     def fit(self, labels: pl.DataFrame, y: object = None) -> CountsFeaturizer:
         if self.min_count < 1:
             raise ConfigError(f"expected min_count >= 1, got {self.min_count}")
         self.windows_ = _windows(self.windows)
+        self.coding_delay_ = coding_delay(self.dataset, parse_duration(self.coding_delay, "coding_delay"))
         # Per code: in how many label rows' histories it appears, and whether it ever carries a value.
         # A subject's events live in one shard, so per-shard counts of label rows add up.
         parts = [
@@ -107,6 +116,7 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
                                     .select(events.columns)])
             if codes is not None:
                 events = events.filter(pl.col(S.CODE).is_in(codes.implode()))
+            events = self.coding_delay_.apply(events)
             for batch in _subject_batches(events, rows):
                 yield events_at_or_before(events.join(batch, on=S.SUBJECT_ID, how="semi"),
                                           rows.join(batch, on=S.SUBJECT_ID, how="semi"))

@@ -378,7 +378,8 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     codes = build_code_metadata(code_counts, dictionaries.result())
     write_metadata(
         staging, dataset_name="MIMIC-IV", dataset_version=version_hint(raw_dir), splits=splits,
-        codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed}},
+        codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed,
+                                           "coded_after_discharge": list(S.CODED_AFTER_DISCHARGE)}},
     )
     validate_dataset(staging)
     payload = report.to_json()

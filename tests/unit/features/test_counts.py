@@ -1,3 +1,4 @@
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -51,3 +52,45 @@ def test_rollup_adds_parent_codes(tmp_path: Path) -> None:
     f = CountsFeaturizer(root, windows=("all",), min_count=2, rollup=True).fit(labels)
     X = dict(zip(f.feature_names_, f.transform(labels).toarray().T, strict=True))
     assert list(X["LAB//50912|all|count"]) == [3.0, 1.0]  # the item, whatever the unit
+
+
+def _billing_dataset(root: Path, coded_after_discharge: list[str] | None = None) -> Path:
+    rows = [  # a stay discharged at PRED (its codes are assigned later) and one discharged 10 days before
+        (1, datetime(2150, 2, 19, 12), "ICD10CM//E11.9", None),
+        (1, datetime(2150, 2, 19, 12), "DRG//HCFA//638", None),
+        (1, PRED, "ICD10CM//I50.9", None),
+        (1, PRED, "DRG//HCFA//291", None),
+        (1, PRED, "LAB//50912//mg/dL", 1.2),
+    ]
+    frame = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"), S.CODE: pl.String,
+                                       S.NUMERIC_VALUE: pl.Float32}, orient="row")
+    (root / "data" / "train").mkdir(parents=True)
+    pq.write_table(frame.to_arrow(), root / "data" / "train" / "0.parquet")
+    if coded_after_discharge is not None:
+        (root / "metadata").mkdir()
+        (root / S.DATASET_FILE).write_text(json.dumps({"ehrpredict": {"coded_after_discharge": coded_after_discharge}}))
+    return root
+
+
+def _all_counts(root: Path, **params: str) -> dict[str, float]:
+    labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PRED]})
+    f = CountsFeaturizer(root, windows=("all",), min_count=1, **params).fit(labels)
+    values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+    return {name.split("|")[0]: v for name, v in values.items() if name.endswith("|count")}
+
+
+def test_billing_codes_of_the_stay_ending_at_prediction_time_are_not_features(tmp_path: Path) -> None:
+    # Default: codes are usable 7 days after discharge, so a prediction at discharge sees the previous
+    # stay's codes (10 days old) but not this stay's; the lab result at PRED is a feature.
+    assert _all_counts(_billing_dataset(tmp_path / "a")) == {
+        "ICD10CM//E11.9": 1.0, "DRG//HCFA//638": 1.0, "LAB//50912//mg/dL": 1.0,
+    }
+    # "0": the optimistic setting where a stay's codes are known the moment it ends
+    assert _all_counts(_billing_dataset(tmp_path / "b"), coding_delay="0") == {
+        "ICD10CM//E11.9": 1.0, "DRG//HCFA//638": 1.0, "ICD10CM//I50.9": 1.0, "DRG//HCFA//291": 1.0,
+        "LAB//50912//mg/dL": 1.0,
+    }
+    # a dataset's metadata says which vocabularies are coded after discharge
+    assert _all_counts(_billing_dataset(tmp_path / "c", ["DRG"]), coding_delay="7d") == {
+        "ICD10CM//E11.9": 1.0, "DRG//HCFA//638": 1.0, "ICD10CM//I50.9": 1.0, "LAB//50912//mg/dL": 1.0,
+    }
