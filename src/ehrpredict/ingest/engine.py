@@ -354,15 +354,17 @@ def quarantine_of(
 
 def flags_of(spec: TableSpec, file: str, raw: pl.DataFrame, parsed: Parsed) -> pl.DataFrame:
     """Flag records of the kept rows: one per flag that holds (a row may have several), by row."""
-    kept = parsed.frame.filter(pl.col(REASON).is_null())
+    if not parsed.flags:
+        return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
+    names = [f"{FLAG}{i}" for i in range(len(parsed.flags))]
+    # One pass over the batch; the per-flag passes below see only the (usually few) flagged rows.
+    kept = parsed.frame.filter(pl.col(REASON).is_null() & pl.any_horizontal(names))
     parts = [
         kept.filter(pl.col(f"{FLAG}{i}")).select(
             ROW, pl.lit(check.reason).alias(REASON), pl.lit(check.field, pl.String).alias(FIELD)
         )
         for i, check in enumerate(parsed.flags)
     ]
-    if not parts:
-        return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
     return _records(spec, file, raw, pl.concat(parts).sort(ROW, maintain_order=True))
 
 
