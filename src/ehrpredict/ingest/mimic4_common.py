@@ -59,7 +59,12 @@ class TimeIndex:
     @classmethod
     def build(cls, frame: pl.DataFrame, id_column: str, time_column: str) -> TimeIndex:
         """From ``id_column, time_column`` rows; an id given twice keeps its latest time."""
-        frame = frame.drop_nulls().group_by(id_column).agg(pl.col(time_column).max()).sort(id_column)
+        # Sorting puts an id's rows side by side, latest last, so keeping the last of each run is a
+        # linear pass. Measured on 13.6M ids: 0.5 s and +0.5 GB peak, against 10 s and +1.0 GB for a
+        # group-by max.
+        frame = frame.drop_nulls().sort(id_column, time_column)
+        last = pl.col(id_column) != pl.col(id_column).shift(-1)
+        frame = frame.filter(last.fill_null(True))
         return cls(frame.get_column(id_column).set_sorted(), frame.get_column(time_column))
 
     def lookup(self, keys: pl.Series) -> pl.Series:

@@ -15,6 +15,7 @@ import polars as pl
 
 from ehrpredict import schema as S
 from ehrpredict.ingest.mimic4 import IngestConfig, ingest_mimic4
+from ehrpredict.ingest.mimic4_common import TimeIndex
 from ehrpredict.testing import Row, minimal_hospital, write_table
 
 T = datetime.fromisoformat
@@ -151,3 +152,16 @@ def test_medications_are_timed_when_entered_and_verified(tmp_path: Path) -> None
     assert flagged.select(S.Q_TABLE, S.Q_ROW, S.Q_REASON, S.Q_FIELD, S.Q_VALUE).rows() == [
         ("hosp/prescriptions", 4, reason, "pharmacy_id", "1004"),
     ]
+
+
+def test_pharmacy_time_index_keeps_the_latest_time_of_an_id_and_misses_unknown_ids() -> None:
+    rows = pl.DataFrame({
+        "pharmacy_id": [30, 10, 20, 10, None],
+        "entered": [T("2150-05-03 08:00"), T("2150-05-01 12:00"), None, T("2150-05-01 12:30"),
+                    T("2150-05-04 00:00")],
+    })
+    index = TimeIndex.build(rows, "pharmacy_id", "entered")
+    keys = pl.Series("pharmacy_id", [10, 20, 30, 40, None, 5], dtype=pl.Int64)
+    # 10 twice → the later entry; 20 has no time; 40 and 5 are unknown (above and below every id).
+    assert index.lookup(keys).to_list() == [T("2150-05-01 12:30"), None, T("2150-05-03 08:00"), None, None, None]
+    assert TimeIndex().lookup(keys).to_list() == [None] * 6
