@@ -53,6 +53,7 @@ from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries,
 # Rough source rows per compressed byte, used only to size shards so memory stays flat.
 ROWS_PER_GZ_BYTE = 1 / 8
 ROWS_PER_CSV_BYTE = 1 / 100
+DUPLICATES_PART = "999-duplicates"  # quarantine part of the exact duplicate rows, found last
 STREAM_WORKERS = 1  # tables streamed at once: 2 was no faster on 2 cores (Polars and Arrow already use
 # both) and raised the peak by ~0.4 GB on the x100 copy
 
@@ -159,10 +160,33 @@ class _Run:
         """quarantine.parquet and flagged.parquet, each created even when empty."""
         for sink in self._sinks.values():
             sink.close()
+        self._unflag_duplicates()
         schema = pl.DataFrame(schema=S.QUARANTINE_SCHEMA).to_arrow().schema
         for kind in (S.QUARANTINE_FILE, S.FLAGGED_FILE):
             E.concat_parquet(sorted((self.parts_dir / kind).glob("*.parquet")), self.staging / kind, schema)
         shutil.rmtree(self.parts_dir)
+
+    def _unflag_duplicates(self) -> None:
+        """Exact duplicate rows are found only when shards are finalized, after their flags were
+        written: a flagged row quarantined as a duplicate loses its flags, so flagged rows stay
+        among the rows used."""
+        duplicates_part = self.parts_dir / S.QUARANTINE_FILE / f"{DUPLICATES_PART}.parquet"
+        if not duplicates_part.exists():
+            return
+        keys = [S.Q_TABLE, S.Q_ROW]
+        duplicates = pl.read_parquet(duplicates_part, columns=keys)
+        for part in sorted((self.parts_dir / S.FLAGGED_FILE).glob("*.parquet")):
+            flags = pl.read_parquet(part)
+            dropped = flags.join(duplicates, on=keys, how="semi")
+            if dropped.is_empty():
+                continue
+            for table, reason, n in dropped.group_by(S.Q_TABLE, S.Q_REASON).len().iter_rows():
+                stats = self.report.tables[table]
+                stats.flagged[reason] -= n
+                stats.flagged = +stats.flagged  # a reason whose count reached zero is not listed
+            for table, n in dropped.group_by(S.Q_TABLE).agg(pl.col(S.Q_ROW).n_unique()).iter_rows():
+                self.report.tables[table].rows_flagged -= n
+            flags.join(duplicates, on=keys, how="anti").write_parquet(part, compression="zstd")
 
     def advance(self, table: str, done: int) -> None:
         with self._lock:
@@ -409,7 +433,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     report.not_mapped = {u.name: u.reason for u in UNMAPPED_TABLES if u.name in tables}
     known = {s.name for s in table_specs(lookups)} | set(report.not_mapped)
     report.unrecognized_files = unrecognized + sorted(t for t in tables if t not in known)
-    code_counts = finalize_all(writer, staging, report, lambda: run.sink("999-duplicates"),
+    code_counts = finalize_all(writer, staging, report, lambda: run.sink(DUPLICATES_PART),
                                progress=run.progress)
     report.n_subjects = patients.height
     report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())

@@ -19,7 +19,7 @@ import pytest
 from ehrpredict import schema as S
 from ehrpredict.cli import main
 from ehrpredict.ingest.mimic4 import IngestConfig, ingest_mimic4
-from ehrpredict.testing import ADMISSIONS, Cell, Row, minimal_hospital, write_table
+from ehrpredict.testing import ADMISSIONS, HEADERS, Cell, Row, minimal_hospital, write_table, write_text
 
 T = datetime.fromisoformat
 CONFIG = IngestConfig(subjects_per_shard=2)
@@ -316,3 +316,17 @@ def test_rows_of_a_quarantined_ed_stay(tmp_path: Path) -> None:
     assert o.flags("ed/vitalsign") == [(1, "ED stay was quarantined (stay_id cleared)", "stay_id", "9002")]
     assert_accounted(o, "ed/vitalsign", read=1, used=1, flagged=1)
     assert set(o.events("ed/vitalsign").get_column(S.STAY_ID).to_list()) == {None}
+
+
+def test_a_flagged_row_that_duplicates_an_earlier_row_is_quarantined_and_unflagged(tmp_path: Path) -> None:
+    # Rows 1 and 2 are identical (both with an unparseable valuenum); row 2 is quarantined as a
+    # duplicate when shards are finalized, so only row 1 stays flagged.
+    line = "1,1,101,7,50912,,2150-05-02 06:00:00,2150-05-02 07:00:00,1.1x,1.1x,mg/dL,0.5,1.2,,ROUTINE,\n"
+    raw = minimal_hospital(tmp_path / "raw")
+    header = ",".join(HEADERS["hosp/labevents"]) + "\n"
+    write_text(raw, "hosp/labevents", header + line + line)
+    o = ingest(raw, tmp_path / "out")
+    assert o.quarantined("hosp/labevents") == [(2, "duplicate row", None, "same fields as row 1")]
+    assert o.flags("hosp/labevents") == [(1, UNPARSEABLE, "valuenum", "1.1x")]
+    assert_accounted(o, "hosp/labevents", read=2, used=1, flagged=1)
+    assert o.table("hosp/labevents")["flagged_by_reason"] == {UNPARSEABLE: 1}
