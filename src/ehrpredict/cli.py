@@ -40,6 +40,7 @@ def _ingest_meds(args: argparse.Namespace) -> int:
 
 
 def _print_ingest_summary(result: object, seconds: float, quiet: bool) -> None:
+    from ehrpredict import schema as S
     from ehrpredict.ingest.mimic4 import IngestResult
     from ehrpredict.ingest.quality import QualityReport
 
@@ -50,10 +51,11 @@ def _print_ingest_summary(result: object, seconds: float, quiet: bool) -> None:
         print(QualityReport.summary_from_json(result.report))
     print(
         f"wrote {result.out_dir}: {result.n_subjects:,} subjects, {result.n_events:,} events, "
-        f"{result.n_codes:,} codes, {result.n_quarantined:,} rows quarantined "
-        f"({seconds:.1f} s)\n"
-        f"  data-quality report: {result.out_dir / 'data_quality.json'}\n"
-        f"  quarantined rows:    {result.out_dir / 'quarantine.parquet'}"
+        f"{result.n_codes:,} codes, {result.n_quarantined:,} rows quarantined, "
+        f"{result.n_flagged:,} rows kept but flagged ({seconds:.1f} s)\n"
+        f"  data-quality report: {result.out_dir / S.QUALITY_REPORT_FILE}\n"
+        f"  quarantined rows:    {result.out_dir / S.QUARANTINE_FILE}\n"
+        f"  flagged rows:        {result.out_dir / S.FLAGGED_FILE}"
     )
 
 

@@ -77,8 +77,9 @@ DATASET_FILE = meds.dataset_metadata_filepath
 SPLITS_FILE = meds.subject_splits_filepath
 QUALITY_REPORT_FILE = "data_quality.json"
 QUARANTINE_FILE = "quarantine.parquet"
+FLAGGED_FILE = "flagged.parquet"  # rows kept with a recorded problem; same columns as the quarantine
 
-# --- quarantine file columns --------------------------------------------------------------------
+# --- quarantine and flagged file columns ---------------------------------------------------------
 Q_TABLE = "table"
 Q_FILE = "file"
 Q_ROW = "row"  # 1-based data row number in the source file (the header is not counted)

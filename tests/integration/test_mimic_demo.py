@@ -185,3 +185,58 @@ def test_nothing_from_an_admission_row_precedes_its_admittime(mimic_demo: Path, 
     assert all(time == admit[hadm_id] for hadm_id, time in stamp)
     # hours from ED registration to admission (negative in the few rows registered after admission)
     assert registrations.get_column("numeric_value").is_not_null().all()
+
+
+def _times(frame: pl.DataFrame) -> list[tuple[int, str]]:
+    """Sorted (subject_id, time as text) pairs: the multiset of event times of a frame."""
+    return sorted(frame.select(pl.col("subject_id").cast(pl.Int64),
+                               pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S%.f")).rows())
+
+
+def _source(path: Path, times: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame(source_rows(path)).with_columns(
+        pl.col(times).replace("", None).str.to_datetime(time_unit="us")
+    )
+
+
+def test_icu_interval_events_wait_for_their_storetime(mimic_demo: Path, demo_dataset: Path) -> None:
+    # Demo subject 10007818, ICU stay 32359580: invasive ventilation (225792) started 2146-06-22 12:49
+    # and was charted at its end, 2146-07-12 17:39. Neither its start nor its duration is known before.
+    data = events(demo_dataset)
+    vent = data.filter((pl.col("stay_id") == 32359580) & pl.col("code").str.contains(r"^ICU_PROCEDURE.*//225792"))
+    assert vent.select("code", pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S")).sort("code").rows() == [
+        ("ICU_PROCEDURE//225792//min", "2146-07-12 17:39:00"),
+        ("ICU_PROCEDURE_START//225792", "2146-07-12 17:39:00"),
+    ]
+    # Every event of the three tables, recomputed from the source rows: an amount at the later of
+    # endtime and storetime, a start (inputevents, procedureevents) at the later of starttime and storetime.
+    for table, has_start in (("procedureevents", True), ("inputevents", True), ("ingredientevents", False)):
+        rows = _source(mimic_demo / "icu" / f"{table}.csv.gz", ("starttime", "endtime", "storetime"))
+        expected = rows.select("subject_id", pl.max_horizontal("endtime", "storetime").alias("time"))
+        if has_start:
+            starts = rows.select("subject_id", pl.max_horizontal("starttime", "storetime").alias("time"))
+            expected = pl.concat([expected, starts])
+        assert _times(data.filter(pl.col("table") == f"icu/{table}")) == _times(expected), table
+
+
+def test_medications_wait_for_pharmacy_entry_and_verification(mimic_demo: Path, demo_dataset: Path) -> None:
+    pharmacy = _source(mimic_demo / "hosp" / "pharmacy.csv.gz", ("starttime", "entertime", "verifiedtime"))
+    prescriptions = _source(mimic_demo / "hosp" / "prescriptions.csv.gz", ("starttime",))
+    data = events(demo_dataset)
+    expected = pharmacy.select("subject_id", pl.max_horizontal("starttime", "entertime", "verifiedtime").alias("time"))
+    assert _times(data.filter(pl.col("table") == "hosp/pharmacy")) == _times(expected)
+    entered = pharmacy.select("pharmacy_id", pl.max_horizontal("entertime", "verifiedtime").alias("entered"))
+    linked = prescriptions.join(entered, on="pharmacy_id", how="left")
+    assert linked.get_column("entered").null_count() == 0  # every demo prescription has its pharmacy row
+    expected = linked.select("subject_id", pl.max_horizontal("starttime", "entered").alias("time"))
+    assert _times(data.filter(pl.col("table") == "hosp/prescriptions")) == _times(expected)
+    assert report(demo_dataset)["tables"]["hosp/prescriptions"]["rows_flagged"] == 0
+
+
+def test_negative_ed_duration_is_flagged(demo_dataset: Path) -> None:
+    # Demo subject 10019003, admission 26529390: ED registration 21 h after admission.
+    flagged = pl.read_parquet(demo_dataset / S.FLAGGED_FILE)
+    assert flagged.select("table", "reason", "field", "value").rows() == [
+        ("hosp/admissions", "edregtime after admittime (negative ED duration)", "edregtime", "2155-05-17 21:03:00"),
+    ]
+    assert json.loads(flagged.item(0, "record"))["hadm_id"] == "26529390"

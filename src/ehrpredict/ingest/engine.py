@@ -2,6 +2,7 @@
 
 Each batch yields events for rows that pass every check and quarantine records (with the reason, the
 offending field and the whole raw row) for rows that do not, so every row read is accounted for.
+Kept rows with a recorded problem (a flag) also give flag records, in the same layout.
 Memory is bounded by the batch size: files are read as a stream of blocks, never whole.
 """
 
@@ -13,7 +14,7 @@ import gzip
 import io
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 from typing import IO, Any, TypeVar
@@ -25,13 +26,14 @@ import pyarrow.parquet as pq
 
 from ehrpredict import schema as S
 from ehrpredict.errors import DataError, SchemaError
-from ehrpredict.ingest.spec import Check, TableSpec
+from ehrpredict.ingest.spec import Check, TableSpec, raw_text
 
 ROW = "_row"  # 1-based data row number in the source file
 ROW_HASH = "_row_hash"  # hash of the whole raw row, to find exact duplicate rows later
 ORDER = "_order"  # table position * 64 + event position: with ROW, a deterministic tie-break
 REASON = "_reason"
 FIELD = "_field"
+FLAG = "_flag_"  # _flag_<i>: flag i of the batch holds for the row
 # Columns of the subject lookup every non-patient table is checked against.
 SHARD = "_shard"  # output shard of the subject, carried by the subject lookup
 BIRTH_FLOOR = "_birth_floor"
@@ -195,17 +197,23 @@ def _parse_date(raw: pl.Expr) -> pl.Expr:
     return pl.when(ok).then(day.cast(pl.Datetime("us")) + END_OF_DAY).otherwise(None)
 
 
+UNPARSEABLE_NUMBER = "unparseable number in an optional field (row kept without it)"
+
+
 @dataclass(frozen=True)
 class Parsed:
-    """A batch after parsing and checking: every row with its quarantine reason (null if valid)."""
+    """A batch after parsing and checking: every row with its quarantine reason (null if valid), one
+    boolean column ``_flag_<i>`` per entry of ``flags`` and the parse failures counted per field."""
 
     frame: pl.DataFrame
+    flags: tuple[Check, ...] = ()
+    unparseable: dict[str, int] = field(default_factory=dict)
 
 
 def parse_batch(
     spec: TableSpec, raw: pl.DataFrame, subjects: pl.DataFrame | None
 ) -> Parsed:
-    """Parse typed fields, run ``prepare``, join the subject lookup and evaluate every check.
+    """Parse typed fields, run ``prepare``, join the subject lookup and evaluate every check and flag.
 
     ``subjects`` is None only for the table that defines subjects (patients).
     """
@@ -215,6 +223,8 @@ def parse_batch(
     keep = [*spec.columns(raw.columns), ROW]
     frame = raw.select(*keep, row_hash)
     frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in spec.missing_optional(raw.columns)])
+    # The text of optional numbers stays available under raw_text(name), e.g. for a pain score "unable".
+    frame = frame.with_columns([pl.col(c).alias(raw_text(c)) for c in spec.numerics])
 
     ints = [S.SUBJECT_ID, *spec.integers]
     ints += [c for c in (spec.hadm_column, spec.stay_column) if c and c not in ints]
@@ -227,17 +237,21 @@ def parse_batch(
     checks: list[Check] = [
         Check("missing subject_id", pl.col(S.SUBJECT_ID).is_null() & ~pl.col(f"_bad_{S.SUBJECT_ID}"), S.SUBJECT_ID)
     ]
+    flags: list[Check] = []
     bad_flags = []
     for name, parsed in conversions:
         flag = f"_bad_{name}"
         bad_flags.append((pl.col(name).is_not_null() & parsed.is_null()).alias(flag))
+        if name in spec.numerics and name not in spec.required_numerics:
+            # An optional number that does not parse leaves the row usable (a lab's text value, an
+            # infusion's start), so the row is kept, without the number, and flagged.
+            flags.append(Check(UNPARSEABLE_NUMBER, pl.col(flag), name, unparseable=True))
+            continue
         reason = "unparseable time" if name in spec.datetimes or name in spec.dates else (
             "non-numeric value where one is required" if name in spec.numerics
             else "unparseable integer"
         )
-        if name in spec.numerics and name not in spec.required_numerics:
-            continue  # optional numbers: unparseable ones stay as text (see text_unless_numeric)
-        checks.append(Check(reason, pl.col(flag), name))
+        checks.append(Check(reason, pl.col(flag), name, unparseable=True))
     frame = frame.with_columns(bad_flags).with_columns([e.alias(n) for n, e in conversions])
     for name in spec.required_numerics:
         checks.append(
@@ -262,7 +276,33 @@ def parse_batch(
         when = pl.min_horizontal(times)
         checks.append(Check("event before birth", (when < pl.col(BIRTH_FLOOR)).fill_null(False), None))
         checks.append(Check("event long after death", (when > pl.col(DEATH_LIMIT)).fill_null(False), None))
-    return Parsed(frame.with_columns(_first_failure(checks)))
+    flags.extend(spec.flags)
+    flags.extend(Check(ref.reason, pl.col(ref.column).is_in(ref.ids), ref.column) for ref in spec.dropped_references)
+    frame = frame.with_columns(
+        *_first_failure(checks),
+        *(check.failed.fill_null(False).alias(f"{FLAG}{i}") for i, check in enumerate(flags)),
+    )
+    # Cleared only now: the checks and flags above saw the reference.
+    frame = frame.with_columns(
+        pl.when(pl.col(ref.column).is_in(ref.ids)).then(None).otherwise(pl.col(ref.column)).alias(ref.column)
+        for ref in spec.dropped_references
+    )
+    return Parsed(frame, tuple(flags), _count_unparseable(frame, [*checks, *flags]))
+
+
+def _count_unparseable(frame: pl.DataFrame, rules: list[Check]) -> dict[str, int]:
+    """Per field, the rows whose value is present but does not parse, whatever else is wrong with them."""
+    by_field = [(r.field, r.failed) for r in rules if r.unparseable and r.field is not None]
+    if not by_field:
+        return {}
+    counts = frame.select(
+        [failed.fill_null(False).sum().alias(str(i)) for i, (_, failed) in enumerate(by_field)]
+    ).row(0)
+    out: dict[str, int] = {}
+    for (name, _), n in zip(by_field, counts, strict=True):
+        if n:
+            out[str(name)] = out.get(str(name), 0) + int(n)
+    return out
 
 
 def _first_failure(checks: list[Check]) -> list[pl.Expr]:
@@ -309,10 +349,31 @@ def quarantine_of(
 ) -> pl.DataFrame:
     """Quarantine records for rows with a reason: the raw value of the failing field and the row."""
     bad = parsed.frame.filter(pl.col(REASON).is_not_null()).select(ROW, REASON, FIELD)
-    if bad.is_empty():
+    return _records(spec, file, raw, bad)
+
+
+def flags_of(spec: TableSpec, file: str, raw: pl.DataFrame, parsed: Parsed) -> pl.DataFrame:
+    """Flag records of the kept rows: one per flag that holds (a row may have several), by row."""
+    if not parsed.flags:
+        return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
+    names = [f"{FLAG}{i}" for i in range(len(parsed.flags))]
+    # One pass over the batch; the per-flag passes below see only the (usually few) flagged rows.
+    kept = parsed.frame.filter(pl.col(REASON).is_null() & pl.any_horizontal(names))
+    parts = [
+        kept.filter(pl.col(f"{FLAG}{i}")).select(
+            ROW, pl.lit(check.reason).alias(REASON), pl.lit(check.field, pl.String).alias(FIELD)
+        )
+        for i, check in enumerate(parsed.flags)
+    ]
+    return _records(spec, file, raw, pl.concat(parts).sort(ROW, maintain_order=True))
+
+
+def _records(spec: TableSpec, file: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """Records (table, file, row, reason, field, raw value of the field, whole raw row as JSON)."""
+    if rows.is_empty():
         return pl.DataFrame(schema=S.QUARANTINE_SCHEMA)
     columns = [c for c in raw.columns if c != ROW]
-    rows = bad.join(raw, on=ROW, how="left")
+    rows = rows.join(raw, on=ROW, how="left", maintain_order="left")
     choices: list[pl.Expr] = [pl.when(pl.col(FIELD) == c).then(pl.col(c)) for c in columns]
     value = pl.coalesce(choices or [pl.lit(None, pl.String)])
     return rows.select(
@@ -356,7 +417,7 @@ def duplicate_records(duplicates: pl.DataFrame, tables: dict[str, Any]) -> pl.Da
 
 
 class QuarantineSink:
-    """Appends quarantine records to one Parquet file, creating it even when nothing is quarantined."""
+    """Appends quarantine (or flag) records to one Parquet file, creating it even when there are none."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -83,6 +83,8 @@ def normalize_meds(
         writer.close()
         code_counts = finalize_all(writer, staging, report, lambda: quarantine, dedupe=False)
         quarantine.close()
+        # MEDS input has no kept-but-flagged rows; the empty file keeps the output layout uniform.
+        E.QuarantineSink(staging / S.FLAGGED_FILE).close()
         report.n_subjects = len(subject_ids)
         report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
         codes = _codes(in_dir, code_counts)
@@ -98,7 +100,7 @@ def normalize_meds(
     totals = payload["totals"]
     return IngestResult(
         out_dir=out_dir, n_subjects=report.n_subjects, n_events=report.n_events,
-        n_codes=codes.height, n_quarantined=int(totals["rows_quarantined"]), skipped=False,
+        n_codes=codes.height, n_quarantined=int(totals["rows_quarantined"]), n_flagged=0, skipped=False,
         report=payload,
     )
 

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -28,10 +28,12 @@ from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
 from ehrpredict.ingest import engine as E
+from ehrpredict.ingest.mimic4_common import TimeIndex
 from ehrpredict.ingest.mimic4_layout import check_headers, discover, version_hint
 from ehrpredict.ingest.mimic4_tables import (
     UNMAPPED_TABLES,
     Lookups,
+    pharmacy_entry_times,
     table_specs,
 )
 from ehrpredict.ingest.output import (
@@ -51,20 +53,12 @@ from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries,
 # Rough source rows per compressed byte, used only to size shards so memory stays flat.
 ROWS_PER_GZ_BYTE = 1 / 8
 ROWS_PER_CSV_BYTE = 1 / 100
+DUPLICATES_PART = "999-duplicates"  # quarantine part of the exact duplicate rows, found last
 STREAM_WORKERS = 1  # tables streamed at once: 2 was no faster on 2 cores (Polars and Arrow already use
 # both) and raised the peak by ~0.4 GB on the x100 copy
 
 
-_EMPTY_LOOKUPS = Lookups(
-    admissions=pl.DataFrame(
-        schema={S.HADM_ID: pl.Int64, "admission_subject_id": pl.Int64, "dischtime": pl.Datetime("us")}
-    ),
-    edstays=pl.DataFrame(
-        schema={S.STAY_ID: pl.Int64, "ed_subject_id": pl.Int64, "ed_intime": pl.Datetime("us"),
-                "ed_outtime": pl.Datetime("us")}
-    ),
-    death_times=pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, "deathtime": pl.Datetime("us")}),
-)
+_EMPTY_LOOKUPS = Lookups.empty()
 
 
 @dataclass(frozen=True)
@@ -95,6 +89,7 @@ class IngestResult:
     n_events: int
     n_codes: int
     n_quarantined: int
+    n_flagged: int
     skipped: bool  # True when OUT_DIR already held this exact result
     report: dict[str, object]
 
@@ -146,26 +141,52 @@ class _Run:
         for name in self.order:  # fixed key order in the report, whatever order threads finish in
             if name in tables:
                 self.report.tables[name] = TableReport(name, self.relative(tables[name]))
-        # One quarantine part per table, merged in table order at the end (threads interleave).
-        self.quarantine_dir = staging / "_quarantine"
-        self.quarantine_dir.mkdir()
-        self._sinks: dict[str, E.QuarantineSink] = {}
+        # One quarantine and one flag part per table, merged in table order at the end (threads interleave).
+        self.parts_dir = staging / "_records"
+        for kind in (S.QUARANTINE_FILE, S.FLAGGED_FILE):
+            (self.parts_dir / kind).mkdir(parents=True)
+        self._sinks: dict[tuple[str, str], E.QuarantineSink] = {}
         self._bytes_done: dict[str, int] = {}
         self._bytes_total = sum(tables[n].stat().st_size for n in self.order if n in tables)
         self._lock = threading.Lock()
 
-    def sink(self, part: str) -> E.QuarantineSink:
+    def sink(self, part: str, kind: str = S.QUARANTINE_FILE) -> E.QuarantineSink:
         with self._lock:
-            if part not in self._sinks:
-                self._sinks[part] = E.QuarantineSink(self.quarantine_dir / f"{part}.parquet")
-            return self._sinks[part]
+            if (kind, part) not in self._sinks:
+                self._sinks[kind, part] = E.QuarantineSink(self.parts_dir / kind / f"{part}.parquet")
+            return self._sinks[kind, part]
 
-    def merge_quarantine(self) -> None:
+    def merge_records(self) -> None:
+        """quarantine.parquet and flagged.parquet, each created even when empty."""
         for sink in self._sinks.values():
             sink.close()
-        E.concat_parquet(sorted(self.quarantine_dir.glob("*.parquet")), self.staging / S.QUARANTINE_FILE,
-                         pl.DataFrame(schema=S.QUARANTINE_SCHEMA).to_arrow().schema)
-        shutil.rmtree(self.quarantine_dir)
+        self._unflag_duplicates()
+        schema = pl.DataFrame(schema=S.QUARANTINE_SCHEMA).to_arrow().schema
+        for kind in (S.QUARANTINE_FILE, S.FLAGGED_FILE):
+            E.concat_parquet(sorted((self.parts_dir / kind).glob("*.parquet")), self.staging / kind, schema)
+        shutil.rmtree(self.parts_dir)
+
+    def _unflag_duplicates(self) -> None:
+        """Exact duplicate rows are found only when shards are finalized, after their flags were
+        written: a flagged row quarantined as a duplicate loses its flags, so flagged rows stay
+        among the rows used."""
+        duplicates_part = self.parts_dir / S.QUARANTINE_FILE / f"{DUPLICATES_PART}.parquet"
+        if not duplicates_part.exists():
+            return
+        keys = [S.Q_TABLE, S.Q_ROW]
+        duplicates = pl.read_parquet(duplicates_part, columns=keys)
+        for part in sorted((self.parts_dir / S.FLAGGED_FILE).glob("*.parquet")):
+            flags = pl.read_parquet(part)
+            dropped = flags.join(duplicates, on=keys, how="semi")
+            if dropped.is_empty():
+                continue
+            for table, reason, n in dropped.group_by(S.Q_TABLE, S.Q_REASON).len().iter_rows():
+                stats = self.report.tables[table]
+                stats.flagged[reason] -= n
+                stats.flagged = +stats.flagged  # a reason whose count reached zero is not listed
+            for table, n in dropped.group_by(S.Q_TABLE).agg(pl.col(S.Q_ROW).n_unique()).iter_rows():
+                self.report.tables[table].rows_flagged -= n
+            flags.join(duplicates, on=keys, how="anti").write_parquet(part, compression="zstd")
 
     def advance(self, table: str, done: int) -> None:
         with self._lock:
@@ -180,7 +201,8 @@ class _Run:
                 subjects: pl.DataFrame | None, writer: ShardWriter | None) -> pl.DataFrame:
         """Check and convert one batch; returns the valid parsed rows (for building lookups)."""
         table = self.report.tables[spec.name]
-        sink = self.sink(f"{self.order[spec.name]:03d}")
+        part = f"{self.order[spec.name]:03d}"
+        sink = self.sink(part)
         table.rows_read += raw.height + len(malformed)
         if malformed:
             table.quarantined["malformed CSV row (wrong number of fields)"] += len(malformed)
@@ -188,21 +210,36 @@ class _Run:
         if raw.height == 0:
             return pl.DataFrame()
         parsed = E.parse_batch(spec, raw, subjects)
+        table.unparseable.update(parsed.unparseable)
         bad = E.quarantine_of(spec, table.file, raw, parsed)
         for reason, n in bad.get_column(S.Q_REASON).value_counts().iter_rows():
             table.quarantined[reason] += n
         sink.write(bad.sort(S.Q_ROW))
+        flagged = E.flags_of(spec, table.file, raw, parsed)
+        for reason, n in flagged.get_column(S.Q_REASON).value_counts().iter_rows():
+            table.flagged[reason] += n
+        table.rows_flagged += flagged.get_column(S.Q_ROW).n_unique()
+        self.sink(part, S.FLAGGED_FILE).write(flagged)
         valid = parsed.frame.filter(pl.col(E.REASON).is_null())
         if writer is not None:
             writer.write(E.events_of(spec, valid, self.order[spec.name]))
         return valid
 
-    def stream(self, spec: TableSpec, subjects: pl.DataFrame, writer: ShardWriter) -> None:
+    def stream(self, spec: TableSpec, subjects: pl.DataFrame, writer: ShardWriter,
+               keep: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> pl.DataFrame | None:
+        """Stream one table in batches; with ``keep``, also return ``keep(valid rows)`` of every batch,
+        concatenated (a lookup built in the same pass, so the table is read once)."""
         path = self.tables[spec.name]
+        kept = []
         for batch in E.iter_raw_batches(path, self.config.block_size):
-            self.process(spec, batch.frame, batch.malformed, subjects, writer)
+            valid = self.process(spec, batch.frame, batch.malformed, subjects, writer)
+            if keep is not None and valid.height:
+                kept.append(keep(valid))
             self.advance(spec.name, batch.bytes_read)
         self.advance(spec.name, path.stat().st_size)
+        if keep is None:
+            return None
+        return pl.concat(kept) if kept else None
 
     def stream_all(self, specs: list[TableSpec], subjects: pl.DataFrame, writer: ShardWriter) -> None:
         """Stream tables, ``STREAM_WORKERS`` at a time, largest first (so parallel streams end together)."""
@@ -294,6 +331,7 @@ def _result(out_dir: Path, report: dict[str, object], skipped: bool) -> IngestRe
         n_events=int(report["n_events"]),  # type: ignore[call-overload]
         n_codes=codes,
         n_quarantined=int(totals["rows_quarantined"]),
+        n_flagged=int(totals["rows_flagged"]),
         skipped=skipped,
         report=report,
     )
@@ -313,20 +351,64 @@ def _load_vocabularies(tables: dict[str, Path]) -> Dictionaries:
     return load_mimic_dictionaries(tables)
 
 
+RawTable = tuple[pl.DataFrame, list[tuple[int | None, str]]]
+
+
+def _lookup_tables(run: _Run, lookups: Lookups, admissions_raw: RawTable, subjects: pl.DataFrame,
+                   writer: ShardWriter) -> tuple[Lookups, set[str]]:
+    """Process the tables others depend on, in dependency order, and return the lookups built from
+    them with the names of the tables done: admissions (→ ED stays, ICU stays and every hadm_id),
+    ED stays, ICU stays (→ stay ids of icu and ed tables) and pharmacy (→ prescriptions)."""
+    def spec(name: str) -> TableSpec:
+        return next(s for s in table_specs(lookups) if s.name == name)
+
+    admissions = run.process(spec("hosp/admissions"), *admissions_raw, subjects, writer)
+    lookups = replace(
+        lookups,
+        admissions=admissions.select(
+            S.HADM_ID, pl.col(S.SUBJECT_ID).alias("admission_subject_id"), "dischtime"
+        ).unique(S.HADM_ID, keep="first", maintain_order=True),
+        quarantined_admissions=_quarantined_ids(admissions_raw[0], admissions, S.HADM_ID),
+    )
+    if "ed/edstays" in run.tables:
+        raw = _read_whole(run.tables["ed/edstays"], run.config)
+        edstays = run.process(spec("ed/edstays"), *raw, subjects, writer)
+        lookups = replace(
+            lookups,
+            edstays=edstays.select(
+                S.STAY_ID, pl.col(S.SUBJECT_ID).alias("ed_subject_id"),
+                pl.col("intime").alias("ed_intime"), pl.col("outtime").alias("ed_outtime"),
+            ).unique(S.STAY_ID, keep="first", maintain_order=True),
+            quarantined_ed_stays=_quarantined_ids(raw[0], edstays, S.STAY_ID),
+        )
+    if "icu/icustays" in run.tables:
+        raw = _read_whole(run.tables["icu/icustays"], run.config)
+        icustays = run.process(spec("icu/icustays"), *raw, subjects, writer)
+        lookups = replace(lookups, quarantined_icu_stays=_quarantined_ids(raw[0], icustays, S.STAY_ID))
+    if "hosp/pharmacy" in run.tables:
+        entered = run.stream(spec("hosp/pharmacy"), subjects, writer, keep=pharmacy_entry_times)
+        if entered is not None:
+            lookups = replace(lookups, pharmacy_times=TimeIndex.build(entered, "pharmacy_id", "entered"))
+    done = {"hosp/patients", "hosp/admissions", "ed/edstays", "icu/icustays", "hosp/pharmacy"}
+    return lookups, done
+
+
+def _quarantined_ids(raw: pl.DataFrame, valid: pl.DataFrame, column: str) -> pl.Series:
+    """Ids of ``column`` that only quarantined rows have (an id also on a valid row stays usable)."""
+    if raw.is_empty() or column not in raw.columns:
+        return pl.Series(column, [], dtype=pl.Int64)
+    ids = raw.select(pl.col(column).cast(pl.Int64, strict=False)).drop_nulls().unique()
+    if not valid.is_empty():
+        ids = ids.join(valid.select(column), on=column, how="anti")
+    return ids.get_column(column).sort()
+
+
 def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
                 config: IngestConfig, progress: Progress | None,
                 dictionaries: Future[Dictionaries]) -> dict[str, object]:
     admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
-    edstays_raw, edstays_bad = (
-        _read_whole(tables["ed/edstays"], config) if "ed/edstays" in tables
-        else (None, [])
-    )
     # Patients first: they define the subjects every other table is checked against.
-    lookups = Lookups(
-        admissions=_EMPTY_LOOKUPS.admissions,
-        edstays=_EMPTY_LOOKUPS.edstays,
-        death_times=_death_times(admissions_raw),
-    )
+    lookups = replace(_EMPTY_LOOKUPS, death_times=_death_times(admissions_raw))
     specs = {s.name: s for s in table_specs(lookups)}
     run = _Run(raw_dir, staging, tables, config, progress)
     patients_raw, patients_bad = _read_whole(tables["hosp/patients"], config)
@@ -339,25 +421,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     writer = ShardWriter(staging / "_intermediate", layout)
     writer.write(E.events_of(specs["hosp/patients"], patients, run.order["hosp/patients"]))
 
-    admissions = run.process(specs["hosp/admissions"], admissions_raw, admissions_bad, subjects, writer)
-    lookups = Lookups(
-        admissions=admissions.select(
-            S.HADM_ID, pl.col(S.SUBJECT_ID).alias("admission_subject_id"), "dischtime"
-        ).unique(S.HADM_ID, keep="first", maintain_order=True),
-        edstays=lookups.edstays,
-        death_times=lookups.death_times,
-    )
-    if edstays_raw is not None:
-        edstays = run.process(specs["ed/edstays"], edstays_raw, edstays_bad, subjects, writer)
-        lookups = Lookups(
-            admissions=lookups.admissions,
-            edstays=edstays.select(
-                S.STAY_ID, pl.col(S.SUBJECT_ID).alias("ed_subject_id"),
-                pl.col("intime").alias("ed_intime"), pl.col("outtime").alias("ed_outtime"),
-            ).unique(S.STAY_ID, keep="first", maintain_order=True),
-            death_times=lookups.death_times,
-        )
-    done = {"hosp/patients", "hosp/admissions", "ed/edstays"}
+    lookups, done = _lookup_tables(run, lookups, (admissions_raw, admissions_bad), subjects, writer)
     run.stream_all(
         [spec for spec in table_specs(lookups) if spec.name in tables and spec.name not in done],
         subjects, writer,
@@ -369,11 +433,11 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     report.not_mapped = {u.name: u.reason for u in UNMAPPED_TABLES if u.name in tables}
     known = {s.name for s in table_specs(lookups)} | set(report.not_mapped)
     report.unrecognized_files = unrecognized + sorted(t for t in tables if t not in known)
-    code_counts = finalize_all(writer, staging, report, lambda: run.sink("999-duplicates"),
+    code_counts = finalize_all(writer, staging, report, lambda: run.sink(DUPLICATES_PART),
                                progress=run.progress)
     report.n_subjects = patients.height
     report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
-    run.merge_quarantine()
+    run.merge_records()
 
     codes = build_code_metadata(code_counts, dictionaries.result())
     write_metadata(

@@ -6,6 +6,10 @@ A :class:`TableSpec` says which columns a source table must have, how its text f
 
 Every column arrives as a string. Parsing replaces a column by its typed value under the same name,
 and the engine compares raw and parsed values to find fields that were present but unparseable.
+
+A row ends in one of three ways: its events are written; it is quarantined (a ``check`` failed: no
+events, the row goes to ``quarantine.parquet``); or its events are written *and* it is flagged (a
+``flag`` held: the problem and the whole row go to ``flagged.parquet``). Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -21,13 +25,39 @@ import polars as pl
 Prepare = Callable[[pl.DataFrame], pl.DataFrame]
 
 
+def raw_text(numeric: str) -> str:
+    """The column holding the source text of ``numeric`` (one of ``TableSpec.numerics``), which parsing
+    replaces by its number: ``text_unless_numeric(raw_text("pain"), "pain")`` keeps "unable" as text."""
+    return f"_raw_{numeric}"
+
+
 @dataclass(frozen=True)
 class Check:
-    """A row-level validity rule: rows where ``failed`` is true are quarantined with ``reason``."""
+    """A row-level rule: where ``failed`` is true the row is quarantined (in ``TableSpec.checks``) or
+    kept and flagged (in ``TableSpec.flags``) with ``reason`` and the offending ``field``.
+
+    ``unparseable`` marks a rule that is a parse failure of ``field`` (a value that should be a
+    number but is not), so the report counts it per field with the engine's own parse failures.
+    """
 
     reason: str
     failed: pl.Expr
     field: str | None = None
+    unparseable: bool = False
+
+
+@dataclass(frozen=True)
+class DroppedReference:
+    """Ids in ``column`` whose defining row was quarantined (an admission, an ICU or ED stay).
+
+    A row carrying one of them keeps its events, because it stands on its own (a lab result is still a
+    lab result), but the reference is cleared (its events get a null ``hadm_id``/``stay_id``) and the
+    row is flagged with ``reason``, so no event points at an admission or stay that is not in the data.
+    """
+
+    column: str
+    ids: pl.Series
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,8 @@ class TableSpec:
     stay_column: str | None = None
     prepare: Prepare | None = None
     checks: tuple[Check, ...] = ()
+    flags: tuple[Check, ...] = ()
+    dropped_references: tuple[DroppedReference, ...] = ()
     description: str = ""
 
     @property
@@ -79,11 +111,12 @@ class TableSpec:
 
     def used_columns(self) -> set[str]:
         """Every column an expression of this spec refers to (derived columns included)."""
-        exprs: list[pl.Expr] = [check.failed for check in self.checks]
+        exprs: list[pl.Expr] = [check.failed for check in (*self.checks, *self.flags)]
         for event in self.events:
             exprs += [e for e in (event.code, event.time, event.numeric, event.text, event.when) if e is not None]
         names = {name for expr in exprs for name in expr.meta.root_names()}
         names |= {*self.datetimes, *self.dates, *self.numerics, *self.integers}
+        names |= {ref.column for ref in self.dropped_references}
         return names | {c for c in (self.hadm_column, self.stay_column) if c}
 
     def columns(self, header: list[str]) -> list[str]:
