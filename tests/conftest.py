@@ -7,6 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Speed is measured in bench/, never asserted in tests: hypothesis's per-example deadline (200 ms)
+# turned a loaded CI machine into failures of tests that check correctness only.
+settings.register_profile("ehrpredict", deadline=None)
+settings.load_profile("ehrpredict")
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ENV = "EHRPREDICT_MIMIC_DEMO"

@@ -156,7 +156,8 @@ def _window_stats(known: pl.DataFrame, windows: list[tuple[str, timedelta | None
         value = pl.col(S.NUMERIC_VALUE).cast(pl.Float64)
         stats = inside.group_by(ROW_INDEX, S.CODE).agg(
             pl.len().cast(pl.Float64).alias("count"),
-            value.sort_by(S.TIME).drop_nulls().last().alias("last"),
+            # Ties in time are broken by value, so "last" does not depend on the order events arrive in.
+            value.sort_by([pl.col(S.TIME), value]).drop_nulls().last().alias("last"),
             value.mean().alias("mean"), value.min().alias("min"), value.max().alias("max"),
         )
         long = stats.unpivot(index=[ROW_INDEX, S.CODE], on=list(STATS), variable_name="stat", value_name="value")

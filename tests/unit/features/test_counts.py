@@ -94,3 +94,20 @@ def test_billing_codes_of_the_stay_ending_at_prediction_time_are_not_features(tm
     assert _all_counts(_billing_dataset(tmp_path / "c", ["DRG"]), coding_delay="7d") == {
         "ICD10CM//E11.9": 1.0, "DRG//HCFA//638": 1.0, "ICD10CM//I50.9": 1.0, "LAB//50912//mg/dL": 1.0,
     }
+
+
+def test_last_value_does_not_depend_on_the_order_of_simultaneous_events(tmp_path: Path) -> None:
+    # Two potassium results stored at the same second: "last" must be the same whichever comes first
+    # in the shard (the leakage property test found it depended on the order events were joined in).
+    labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PRED]})
+    lasts = []
+    for name, order in (("a", [4.1, 5.9]), ("b", [5.9, 4.1])):
+        rows = [(1, datetime(2150, 3, 1, 6), "LAB//50971//mEq/L", v) for v in order]
+        frame = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"), S.CODE: pl.String,
+                                           S.NUMERIC_VALUE: pl.Float32}, orient="row")
+        (tmp_path / name / "data").mkdir(parents=True)
+        pq.write_table(frame.to_arrow(), tmp_path / name / "data" / "0.parquet")
+        f = CountsFeaturizer(tmp_path / name, windows=("all",), min_count=1).fit(labels)
+        values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+        lasts.append(round(float(values["LAB//50971//mEq/L|all|last"]), 4))
+    assert lasts == [5.9, 5.9]
