@@ -287,9 +287,11 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
     keys = sorted(predictions)
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
-            delta, low, high, p = paired_delta_auroc(y_test, predictions[a], predictions[b], groups,
-                                                      n_boot=config.n_boot, seed=config.seed)
-            outcome.comparisons.append({"a": a, "b": b, "delta_auroc": delta, "ci": [low, high], "p_value": p})
+            paired = paired_delta_auroc(y_test, predictions[a], predictions[b], groups,
+                                        n_boot=config.n_boot, seed=config.seed)
+            outcome.comparisons.append({"a": a, "b": b, "delta_auroc": paired.delta,
+                                        "ci": [paired.ci_low, paired.ci_high], "p_value": paired.p_value,
+                                        "n_boot": paired.n_boot})
     if oracle is not None and spec.name in ORACLE_OUTCOMES:
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
     outcome.seconds = round(time.perf_counter() - start, 1)
