@@ -11,7 +11,6 @@ cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -21,12 +20,13 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ehrpredict.cachedir import CACHE_ENV as CACHE_ENV  # re-exported: it was defined here
+from ehrpredict.cachedir import cache_root
 from ehrpredict.errors import ConfigError
 from ehrpredict.text.cache import EmbeddingCache
 from ehrpredict.text.encoders import EmbeddingStats, EncoderConfig, TextEncoder, embed_texts, make_encoder
 from ehrpredict.text.serialize import SERIALIZER_VERSION, SerializedTimeline, SerializerConfig, TimelineSerializer
 
-CACHE_ENV = "EHRPREDICT_CACHE"
 # The serializer's token budget when none is given: this many encoder windows (the rest is chunked
 # and pooled). Long enough for recent labs, vitals, conditions and medications of a typical stay.
 DEFAULT_CHUNKS = 2
@@ -34,8 +34,7 @@ DEFAULT_CHUNKS = 2
 
 def default_cache_dir() -> Path:
     """``$EHRPREDICT_CACHE/embeddings``, else ``~/.cache/ehrpredict/embeddings``."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root) if root else Path.home() / ".cache" / "ehrpredict") / "embeddings"
+    return cache_root() / "embeddings"
 
 
 @lru_cache(maxsize=4)
