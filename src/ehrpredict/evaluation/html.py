@@ -421,11 +421,14 @@ def _text_notes(models: list[dict[str, Any]]) -> str:
 
 
 def _text_summary(text: dict[str, Any]) -> str:
-    identity = str(text.get("encoder", "?")).split("|")
-    # An encoder identity reads "kind|model=name|…"; the kind and model name are what a reader needs.
-    model = next((p.removeprefix("model=") for p in identity[1:] if p.startswith("model=")), "")
-    parts = [f"encoder {escape(' '.join(filter(None, (identity[0], model))))}"
-             + (f" ({int(text['dimension'])}-d)" if text.get("dimension") else "")]
+    dimension = int(text["dimension"]) if text.get("dimension") else None
+    if text.get("encoder_label"):  # "all-MiniLM-L6-v2 (sentence-transformers, fingerprint …)"
+        parts = [f"encoder {escape(str(text['encoder_label']))}"] + ([f"{dimension}-d"] if dimension else [])
+    else:  # reports written before encoder_label: the identity "kind|model=<directory>@<hash>|…"
+        identity = str(text.get("encoder", "?")).split("|")
+        model = next((p.removeprefix("model=") for p in identity[1:] if p.startswith("model=")), "")
+        parts = [f"encoder {escape(' '.join(filter(None, (identity[0], model))))}"
+                 + (f" ({dimension}-d)" if dimension else "")]
     serializer = text.get("serializer")
     if isinstance(serializer, dict) and serializer.get("format"):
         parts.append(f"{escape(str(serializer['format']))} timelines")

@@ -125,4 +125,5 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
         """Settings and embedding costs for a report."""
         return {"serializer": asdict(self.serializer_config_), "serializer_version": SERIALIZER_VERSION,
                 "selection": self.selection_.to_json(), "encoder": self.encoder_.identity,
+                "encoder_label": self.encoder_.label,
                 "dimension": self.dimension_, **asdict(self.stats_)}

@@ -195,6 +195,18 @@ def test_text_models_get_one_line_on_their_embedding_run(page: str) -> None:
     assert "text (counts/lr)" not in page
 
 
+def test_text_line_names_the_encoder_by_its_label() -> None:
+    report = make_report()
+    label = "all-MiniLM-L6-v2 (sentence-transformers, fingerprint 0123456789abcdef)"
+    for model in report["tasks"][0]["models"]:
+        if model["text"]:
+            model["text"] = {**TEXT, "encoder": "sentence-transformers|model=model@0123456789abcdef|instruction=''",
+                             "encoder_label": label}
+    page = render_report(report)
+    assert f"text (counts+text/lgbm): encoder {label}, 384-d, markdown timelines, 1,234 texts" in page
+    assert "model@" not in page
+
+
 def test_a_report_without_curves_still_renders_its_tables() -> None:
     report = make_report()
     binary = report["tasks"][0]
