@@ -1,11 +1,14 @@
 """Which lab and vital items a timeline shows, learned on the label rows a serializer is fitted on.
 
-MIMIC-IV has over a thousand chart items (mostly device settings) and hundreds of lab items, so a
-timeline shows at most ``max_items`` items per section: the most frequent ones the patient has. How
-frequent an item is must come from the train split only, like the counts vocabulary
-(:class:`~ehrpredict.features.counts.CountsFeaturizer`): an item is counted in as many fitted label
-rows as have a value of it in their history (events at or before the prediction time). Whether a
-lab item carries flags (so that its unflagged values read ``normal``) is learned the same way.
+MIMIC-IV has over a thousand chart items (mostly device settings, charted now and then) and hundreds
+of lab items, so a timeline shows at most ``max_items`` items per section: the most frequent ones the
+patient has. How frequent an item is must come from the train split only, as the counts vocabulary
+(:class:`~ehrpredict.features.counts.CountsFeaturizer`) does: an item's frequency is its number of
+values in the fitted label rows' histories (events at or before the prediction time; an event in the
+history of several rows of one subject counts once). Frequency by values, not by how many rows have
+the item, keeps hourly vital signs ahead of alarm limits and nursing scores that every ICU stay has
+once. Whether a lab item carries flags (so that its unflagged values read ``normal``) is learned the
+same way.
 
     >>> selection = ItemSelection(vitals=(("CHART//220045//bpm", 40),), labs=(), flagged_labs=(), n_rows=50)
     >>> selection.ranks().rows()
@@ -21,17 +24,16 @@ from typing import Any
 import polars as pl
 
 from ehrpredict import schema as S
-from ehrpredict.features.cutoff import ROW_INDEX
 from ehrpredict.text.sections import _CID, _ITEM, _KIND, _N, _RANK, FLAG, LAB, VITAL
 
-ItemCount = tuple[str, int]  # (code, label rows whose history has a value of it)
+ItemCount = tuple[str, int]  # (code, its values in the fitted rows' histories)
 
 
 @dataclass(frozen=True)
 class ItemSelection:
     """The fitted choice: per section, the candidate items most frequent first (ties by code) with
-    their counts; ``flagged_labs``: lab item ids (``50912``) flagged in some fitted row's history;
-    ``n_rows``: the label rows it was fitted on."""
+    their numbers of values; ``flagged_labs``: lab item ids (``50912``) flagged in some fitted row's
+    history; ``n_rows``: the label rows it was fitted on."""
 
     vitals: tuple[ItemCount, ...]
     labs: tuple[ItemCount, ...]
@@ -50,15 +52,15 @@ class ItemSelection:
 
 
 def count_items(known: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
-    """Per vital, lab and lab-flag code of one shard's ``known`` events (already filtered to valued
-    events): its kind, item id and the number of label rows whose history has it."""
-    counts = known.group_by(_CID, _KIND).agg(pl.col(ROW_INDEX).n_unique().cast(pl.Int64).alias(_N))
+    """Per vital, lab and lab-flag code of one shard's ``known`` events (valued events, each paired
+    with one row per subject): its kind, item id and number of events."""
+    counts = known.group_by(_CID, _KIND).agg(pl.len().cast(pl.Int64).alias(_N))
     return counts.join(table.select(_CID, S.CODE, _ITEM), on=_CID).select(S.CODE, _KIND, _ITEM, _N)
 
 
 def select_items(counts: Sequence[pl.DataFrame], n_rows: int, candidates: int) -> ItemSelection:
-    """The ``candidates`` most frequent vital and lab items over the shards' :func:`count_items`. A
-    subject's events live in one shard, so a label row is counted in one shard only and counts add up."""
+    """The ``candidates`` most frequent vital and lab items over the shards' :func:`count_items`
+    (a subject's events live in one shard, so the counts add up)."""
     schema = {S.CODE: pl.String, _KIND: pl.Int8, _ITEM: pl.String, _N: pl.Int64}
     frame = pl.concat([pl.DataFrame(schema=schema), *counts], how="vertical_relaxed")
     totals = frame.group_by(S.CODE, _KIND, _ITEM).agg(pl.col(_N).sum()).sort([_N, S.CODE], descending=[True, False])

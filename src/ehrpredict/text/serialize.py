@@ -154,10 +154,10 @@ class SerializerConfig:
 
     ``max_items``: lab and vital items shown per section (the most frequent ones the patient has,
     among the section's ``4 * max_items`` most frequent in the rows the serializer was fitted on: see
-    :mod:`ehrpredict.text.selection`); ``values_per_item``:
-    their last values shown; ``max_lines``: lines kept per other section before the token budget
-    applies (the newest); ``max_notes`` and ``note_chars``: how many of the most recent notes are
-    excerpted and how long an excerpt is; ``max_recent_codes``: lines of the ``recent_codes`` format.
+    :mod:`ehrpredict.text.selection`); ``values_per_item``: their last values shown; ``max_lines``:
+    lines kept per other section before the token budget applies (the newest); ``max_notes`` and
+    ``note_chars``: how many of the most recent notes are excerpted and how long an excerpt is;
+    ``max_recent_codes``: lines of the ``recent_codes`` format.
     """
 
     format: str = "markdown"
@@ -263,20 +263,21 @@ class TimelineSerializer:
             self.selection_ = selection
 
     def fit(self, labels: pl.DataFrame, y: object = None) -> TimelineSerializer:
-        """Learn the lab and vital items to show: per section the ``4 * max_items`` most frequent in
-        ``labels``' histories (label rows with a value of the item at or before their prediction time)."""
+        """Learn the lab and vital items to show: per section the ``4 * max_items`` with the most values
+        in ``labels``' histories (events at or before their prediction times), and which labs carry flags."""
         rows = _label_rows(labels)
         if rows.is_empty():
             raise DataError("expected label rows to learn which labs and vitals to show (the train split's), got none")
+        # The union of a subject's label rows' histories is its history at its latest prediction time:
+        # pairing each subject once counts every event once, however many label rows the subject has.
+        latest = rows.group_by(S.SUBJECT_ID).agg(pl.col(PREDICTION_TIME).max()).sort(S.SUBJECT_ID).with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_INDEX))
+        valued = (pl.col(_KIND) == FLAG) | pl.any_horizontal(pl.col(S.NUMERIC_VALUE, S.TEXT_VALUE).is_not_null())
         counts = []
-        for _, events, shard_rows in self._shards(rows):
+        for _, events, shard_rows in self._shards(latest):
             table = self._vocab.table(events.get_column(S.CODE), selection=None)
-            # A row's history has an item exactly when the subject's first valued event of it is at or
-            # before the prediction time, so only first events are paired with the rows: far fewer pairs.
-            valued = (pl.col(_KIND) == FLAG) | pl.any_horizontal(pl.col(S.NUMERIC_VALUE, S.TEXT_VALUE).is_not_null())
-            first = (self._coded(events, table, [VITAL, LAB, FLAG]).filter(valued)
-                     .group_by(S.SUBJECT_ID, _CID, _KIND).agg(pl.col(S.TIME).min()))
-            counts.append(count_items(self._known(first, shard_rows), table))
+            known = self._known(self._coded(events, table, [VITAL, LAB, FLAG]).filter(valued), shard_rows)
+            counts.append(count_items(known, table))
         self.selection_ = select_items(counts, rows.height, candidates=4 * self.config.max_items)
         return self
 

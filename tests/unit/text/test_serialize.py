@@ -200,8 +200,8 @@ def test_lab_values_newest_first_capped_per_item_and_items_by_frequency(tmp_path
     codes.write_parquet(root / S.CODES_FILE)
     config = SerializerConfig(values_per_item=2, max_items=2, max_tokens=4096)
     serializer = fitted(root, config, train=labels((1, PRED), (2, PRED)))
-    # creatinine and urea are in both fitted rows' histories, LAB//1//x in one (ties: by code)
-    assert serializer.selection_.labs == (("LAB//50912//mg/dL", 2), ("LAB//51006//mg/dL", 2), ("LAB//1//x", 1))
+    # values in the fitted rows' histories: creatinine 5 + 1, urea 1 + 1, LAB//1//x 1
+    assert serializer.selection_.labs == (("LAB//50912//mg/dL", 6), ("LAB//51006//mg/dL", 2), ("LAB//1//x", 1))
     [text] = serializer.texts(labels((1, PRED)))
     # LAB//1//x is the newest but the least frequent item: not among the 2 shown; no flags known anywhere
     assert text.split("## Lab results\n")[1] == (
@@ -241,6 +241,21 @@ def test_labs_are_chosen_on_the_fitted_rows_not_on_held_out_subjects(tmp_path: P
     assert everyone.selection_.labs == (("LAB//51006//mg/dL", 4), ("LAB//50912//mg/dL", 3))
     assert everyone.selection_.flagged_labs == ("50912",)
     assert everyone.texts(held_out)[0].endswith("## Lab results\n- Urea Nitrogen [mg/dL]: 26 (28 hours before)")
+
+
+def test_a_value_counts_once_however_many_fitted_rows_see_it(tmp_path: Path) -> None:
+    rows: list[Row] = [
+        (1, "2150-03-01 08:00", "LAB//50912//mg/dL", 1.0, None),  # in all three of subject 1's histories
+        (1, "2150-03-05 08:00", "LAB//50912//mg/dL", 1.1, None),  # in two
+        (1, "2150-03-20 08:00", "LAB//50912//mg/dL", 9.9, None),  # after every prediction time: in none
+        *[(2, f"2150-03-0{d} 08:00", "LAB//51006//mg/dL", 20.0 + d, None) for d in (1, 2, 3)],
+    ]
+    root = write_dataset(tmp_path, rows, codes=SPLIT_CODES)
+    train = labels((1, T("2150-03-02")), (1, T("2150-03-06")), (1, PRED), (2, PRED))
+    selection = fitted(root, train=train).selection_
+    # urea 3 values, creatinine 2 (counted per label row it would be 3 + 2 = 5)
+    assert selection.labs == (("LAB//51006//mg/dL", 3), ("LAB//50912//mg/dL", 2))
+    assert selection.n_rows == 4
 
 
 def test_serializing_needs_a_fit_on_some_rows(dataset: Path) -> None:
