@@ -4,6 +4,7 @@ tests that need it skip when it is absent, unless EHRPREDICT_REQUIRE_DEMO=1 (CI)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,19 @@ from hypothesis import settings
 settings.register_profile("ehrpredict", deadline=None)
 settings.load_profile("ehrpredict")
 
+from ehrpredict.cachedir import CACHE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ENV = "EHRPREDICT_MIMIC_DEMO"
 REQUIRE_ENV = "EHRPREDICT_REQUIRE_DEMO"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never write to the user's ehrpredict cache (a benchmark run caches file digests there)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("ehrpredict-cache")))
+        yield
 
 
 def demo_path() -> Path:

@@ -14,7 +14,6 @@ with ``few_shot``, the EHRSHOT few-shot protocol; regression tasks get ridge / L
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -33,6 +32,7 @@ from sklearn.preprocessing import MaxAbsScaler
 
 from ehrpredict import __version__
 from ehrpredict import schema as S
+from ehrpredict.dataset import dataset_fingerprint
 from ehrpredict.errors import ConfigError
 from ehrpredict.evaluation import auroc, binary_report, choose_threshold, holm, paired_delta_auroc
 from ehrpredict.evaluation.curves import binary_curves
@@ -156,7 +156,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         "ehrpredict_version": __version__,
         "created_by": "ehrpredict benchmark",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "dataset": {"path": str(config.dataset), "fingerprint": _dataset_fingerprint(Path(config.dataset))},
+        "dataset": {"path": str(config.dataset), "fingerprint": dataset_fingerprint(config.dataset)},
         "environment": _environment(),
         "seconds": round(time.perf_counter() - start, 1),
         "tasks": [asdict(o) for o in outcomes],
@@ -293,9 +293,11 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
     keys = sorted(predictions)
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
-            delta, low, high, p = paired_delta_auroc(y_test, predictions[a], predictions[b], groups,
-                                                      n_boot=config.n_boot, seed=config.seed)
-            outcome.comparisons.append({"a": a, "b": b, "delta_auroc": delta, "ci": [low, high], "p_value": p})
+            paired = paired_delta_auroc(y_test, predictions[a], predictions[b], groups,
+                                        n_boot=config.n_boot, seed=config.seed)
+            outcome.comparisons.append({"a": a, "b": b, "delta_auroc": paired.delta,
+                                        "ci": [paired.ci_low, paired.ci_high], "p_value": paired.p_value,
+                                        "n_boot": paired.n_boot})
     if oracle is not None and spec.name in ORACLE_OUTCOMES:
         outcome.oracle = _oracle_auroc(spec, oracle, held_out, config)
     outcome.seconds = round(time.perf_counter() - start, 1)
@@ -532,13 +534,6 @@ def _oracle_auroc(
                             0.5, n_boot=config.n_boot, seed=config.seed)
     return {"status": "done", "matched": joined.height, "of": held_out.height, "metrics": _as_json(metrics),
             "curves": binary_curves(y, joined.get_column("probability").to_numpy())}
-
-
-def _dataset_fingerprint(dataset: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(dataset.rglob("*.parquet")):
-        digest.update(f"{path.relative_to(dataset)}:{path.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
 
 
 def _environment() -> dict[str, str]:

@@ -1,7 +1,12 @@
-"""Reading a MEDS dataset: where its files are and what it contains (``ehrpredict info``)."""
+"""Reading a MEDS dataset: where its files are, what it contains (``ehrpredict info``) and a
+fingerprint of its content (``dataset_fingerprint``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +14,10 @@ from typing import Any
 import polars as pl
 
 from ehrpredict import schema as S
+from ehrpredict.cachedir import cache_root
 from ehrpredict.errors import DataError
+
+FINGERPRINT_BLOCK = 1 << 20  # bytes read at a time: memory stays flat whatever a file's size
 
 
 def shard_files(root: str | Path) -> list[Path]:
@@ -90,3 +98,68 @@ def dataset_info(root: str | Path) -> DatasetInfo:
         subjects_by_split=by_split,
         dataset=dataset,
     )
+
+
+def dataset_fingerprint(root: str | Path, cache_dir: Path | None = None) -> str:
+    """A short hash of a dataset's content: every ``*.parquet`` file under ``root`` (data shards,
+    codes, splits, quarantine), by relative path and the sha256 of its bytes, read in blocks.
+
+    Reading every byte of a large dataset takes seconds per GB, so each file's digest is cached in
+    ``cache_dir`` (default ``<ehrpredict cache>/fingerprints``; not beside the dataset, which may be
+    read-only or shared) under its resolved path, size, inode, mtime and ctime: a file rewritten in
+    place changes its ctime even when its size and mtime are restored, so it is read again.
+
+    >>> dataset_fingerprint("out/meds")  # doctest: +SKIP
+    '3f0c9a2e41b7d815'
+    """
+    root = Path(root)
+    files = sorted(root.rglob("*.parquet"))
+    cache_path = (cache_dir or cache_root() / "fingerprints") / f"{_sha256_text(str(root.resolve()))[:32]}.json"
+    cached = _read_digests(cache_path)
+    digests: dict[str, dict[str, Any]] = {}
+    whole = hashlib.sha256()
+    for path in files:
+        relative = path.relative_to(root).as_posix()
+        stat = path.stat()
+        key = {"size": stat.st_size, "inode": stat.st_ino, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
+        entry = cached.get(relative)
+        if entry is None or {k: entry.get(k) for k in key} != key:
+            entry = {**key, "sha256": _file_sha256(path)}
+        digests[relative] = entry
+        whole.update(f"{relative}\0{stat.st_size}\0{entry['sha256']}\n".encode())
+    if digests != cached:
+        _write_digests(cache_path, str(root.resolve()), digests)
+    return whole.hexdigest()[:16]
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(FINGERPRINT_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_digests(path: Path) -> dict[str, dict[str, Any]]:
+    """The cached file digests of one dataset; none when there is no cache file or it is unreadable
+    (a cache only saves time: reading the files again gives the same answer)."""
+    try:
+        files = json.loads(path.read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def _write_digests(path: Path, root: str, digests: dict[str, dict[str, Any]]) -> None:
+    """Write the cache atomically (temporary file, then rename), so concurrent runs never read half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+        temp.write_text(json.dumps({"root": root, "files": digests}, indent=1, sort_keys=True))
+        os.replace(temp, path)
+    except OSError:
+        return  # a cache directory we cannot write (read-only home) only costs speed: the fingerprint stands

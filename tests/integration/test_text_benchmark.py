@@ -61,6 +61,9 @@ def test_three_representations_are_trained_and_evaluated(runs: tuple[dict, dict]
     n_labels = sum(split["n"] for split in task["splits"].values())
     text = models["text"]["text"]
     assert text["n_texts"] == n_labels and text["dimension"] == 384
+    # the labs and vitals the texts show were chosen on the train split's label rows only
+    assert text["selection"]["n_rows"] == task["splits"]["train"]["n"] < n_labels
+    assert 0 < len(text["selection"]["labs"]) <= 48 and 0 < len(text["selection"]["vitals"]) <= 48
     comparisons = {(c["a"], c["b"]) for c in task["comparisons"]}
     assert ("counts+text/lr", "text/lr") in comparisons
 
@@ -76,6 +79,7 @@ def test_a_rerun_reads_every_embedding_from_the_cache_and_reproduces_the_numbers
 def test_section_occlusion_explains_a_held_out_prediction(dataset: Path, cache: Path, runs: tuple) -> None:
     text = TextFeaturizer(dataset, max_tokens=int(BUDGET), cache_dir=cache)
     model = fit_text_model(dataset, TASK, "counts+text", "lr", text)
+    assert model.text.selection_.n_rows == model.labels.filter(pl.col(S.SPLIT) == S.TRAIN).height
     subject = model.labels.filter(pl.col(S.SPLIT) == S.HELD_OUT).item(0, S.SUBJECT_ID)
     result = explain_occlusion(model, subject, by="section")
     titles = [s.title for s in result.timeline.sections]

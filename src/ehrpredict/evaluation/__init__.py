@@ -5,6 +5,7 @@ from ehrpredict.evaluation._validate import MetricInputError
 from ehrpredict.evaluation.bootstrap import (
     BinaryMetrics,
     Estimate,
+    PairedDelta,
     binary_report,
     holm,
     paired_delta_auroc,
@@ -29,6 +30,7 @@ __all__ = [
     "Estimate",
     "MetricInputError",
     "MultilabelMetrics",
+    "PairedDelta",
     "ThresholdMetrics",
     "at_threshold",
     "auprc",

@@ -4,13 +4,16 @@ Rows of one patient are correlated, so resampling rows would understate the unce
 resample draws *patients* with replacement and keeps all of a drawn patient's rows; a patient drawn
 twice contributes its rows twice. Internally a resample is a weight per row (how many times its
 patient was drawn), so every metric is computed from one sort of the scores (see ``_weighted``).
+
+A paired comparison's p-value is ``min(1, 2 (k + 1) / (B + 1))`` with ``k`` of the ``B`` resampled
+differences on the far side of zero (:func:`bootstrap_p_value`): never 0, at least ``2 / (B + 1)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -153,6 +156,17 @@ def binary_report(
     )
 
 
+class PairedDelta(NamedTuple):
+    """:func:`paired_delta_auroc`'s result; ``n_boot``: the resamples the interval and p-value rest on
+    (single-class resamples left out), so the p-value's floor is ``2 / (n_boot + 1)``."""
+
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_boot: int
+
+
 def paired_delta_auroc(
     y: ArrayLike,
     p_a: ArrayLike,
@@ -161,16 +175,14 @@ def paired_delta_auroc(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> tuple[float, float, float, float]:
-    """AUROC(a) − AUROC(b) with a paired patient-level bootstrap: (delta, ci_low, ci_high, p_value).
+) -> PairedDelta:
+    """AUROC(a) − AUROC(b) with a paired patient-level bootstrap, its interval and two-sided p-value.
 
     Both models are scored on the *same* resamples, so the interval reflects the correlation between
-    them. The two-sided p-value is 2 × the fraction of resampled deltas on the other side of 0 from the
-    observed delta (a resampled delta of exactly 0 counts as the other side), capped at 1; single-class
-    resamples are dropped. Its resolution is 1/n_boot: 0.0 means "below 1/n_boot", not zero.
+    them. Single-class resamples are dropped; the p-value is :func:`bootstrap_p_value` over the rest.
 
-    >>> paired_delta_auroc([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], [0.1, 0.9, 0.2, 0.8], [1, 2, 3, 4], 20)[0]
-    0.0
+    >>> paired_delta_auroc([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], [0.1, 0.9, 0.2, 0.8], [1, 2, 3, 4], 20)[:4]
+    (0.0, 0.0, 0.0, 1.0)
     """
     y_, a_ = check_binary(y, p_a)
     _, b_ = check_binary(y, p_b)
@@ -187,9 +199,28 @@ def paired_delta_auroc(
     deltas = deltas[np.isfinite(deltas)]
     low, high = percentile_ci(deltas, level)
     if deltas.size == 0 or not np.isfinite(delta):
-        return delta, low, high, float("nan")
-    other_side = np.mean(deltas <= 0) if delta > 0 else np.mean(deltas >= 0) if delta < 0 else 1.0
-    return delta, low, high, float(min(1.0, 2 * other_side))
+        return PairedDelta(delta, low, high, float("nan"), int(deltas.size))
+    return PairedDelta(delta, low, high, bootstrap_p_value(delta, deltas), int(deltas.size))
+
+
+def bootstrap_p_value(observed: float, resampled: Array) -> float:
+    """Two-sided bootstrap p-value that the true difference is 0: ``min(1, 2 (k + 1) / (B + 1))``.
+
+    ``B`` is the number of resampled differences and ``k`` the number on the far side of zero from
+    ``observed``: ``<= 0`` when ``observed > 0``, ``>= 0`` when ``observed < 0`` (a resample of exactly
+    0 counts as far side). The ``+ 1`` counts the observed sample as one of the draws, so the p-value is
+    never 0: when no resample crosses zero it is ``2 / (B + 1)``, the resolution of B resamples, and
+    means "at most about that". An ``observed`` difference of exactly 0 gives 1.
+
+    >>> bootstrap_p_value(0.1, np.array([0.2, 0.05, 0.3]))  # k = 0, B = 3: 2 / 4
+    0.5
+    >>> bootstrap_p_value(-0.1, np.array([-0.2, 0.0] + [-0.1] * 17))  # k = 1 (the tie), B = 19: 4 / 20
+    0.2
+    """
+    if observed == 0:
+        return 1.0
+    far = np.count_nonzero(resampled <= 0) if observed > 0 else np.count_nonzero(resampled >= 0)
+    return float(min(1.0, 2 * (far + 1) / (resampled.size + 1)))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -342,17 +342,40 @@ def _binary_table(task: dict[str, Any]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _p_value(p: float | None, n_boot: int | None) -> str:
+    """A bootstrap p-value; at its floor ``2 / (B + 1)`` (no resample crossed zero) it reads
+    ``< 0.010`` (for B = 199), the bound rounded up, since the p-value is only known to be that small.
+
+    >>> _p_value(0.01, 199), _p_value(2 / 1001, 1000), _p_value(0.0421, 199), _p_value(0.0, None)
+    ('< 0.010', '< 0.002', '0.042', '0.000')
+    """
+    if p is None or math.isnan(p):
+        return "–"
+    if n_boot:
+        floor = 2 / (n_boot + 1)
+        if p <= floor * (1 + 1e-9):
+            return f"< {math.ceil(floor * 1000 - 1e-9) / 1000:.3f}"
+    return f"{p:.3f}"
+
+
 def _comparisons_table(task: dict[str, Any]) -> str:
+    comparisons = task.get("comparisons") or []
     rows = "".join(
         f"<tr><td>{escape(c['a'])} − {escape(c['b'])}</td><td>{c['delta_auroc']:+.3f} "
         f"<span class=muted>({c['ci'][0]:+.3f} to {c['ci'][1]:+.3f})</span></td>"
-        f"<td>{c['p_value']:.3f}</td><td>{c.get('p_value_holm', float('nan')):.3f}</td></tr>"
-        for c in task.get("comparisons") or []
+        f"<td>{escape(_p_value(c['p_value'], c.get('n_boot')))}</td>"
+        f"<td>{escape(_p_value(c.get('p_value_holm'), None))}</td></tr>"
+        for c in comparisons
     )
     if not rows:
         return ""
+    resamples = sorted({int(c["n_boot"]) for c in comparisons if c.get("n_boot")})
+    note = ("<p class=muted>p: two-sided paired bootstrap, min(1, 2(k+1)/(B+1)) with k of the B resamples "
+            "on the far side of zero (a resampled ΔAUROC of exactly 0 counts as far side); "
+            f"&lt; x: no resample crossed zero (B = {', '.join(map(str, resamples))}). "
+            "p (Holm): adjusted over every comparison of the report.</p>") if resamples else ""
     return ("<table><tr><th>paired comparison</th><th>ΔAUROC (95% CI)</th><th>p</th><th>p (Holm)</th></tr>"
-            + rows + "</table>")
+            + rows + "</table>" + note)
 
 
 def _regression_table(task: dict[str, Any]) -> str:
@@ -398,11 +421,14 @@ def _text_notes(models: list[dict[str, Any]]) -> str:
 
 
 def _text_summary(text: dict[str, Any]) -> str:
-    identity = str(text.get("encoder", "?")).split("|")
-    # An encoder identity reads "kind|model=name|…"; the kind and model name are what a reader needs.
-    model = next((p.removeprefix("model=") for p in identity[1:] if p.startswith("model=")), "")
-    parts = [f"encoder {escape(' '.join(filter(None, (identity[0], model))))}"
-             + (f" ({int(text['dimension'])}-d)" if text.get("dimension") else "")]
+    dimension = int(text["dimension"]) if text.get("dimension") else None
+    if text.get("encoder_label"):  # "all-MiniLM-L6-v2 (sentence-transformers, fingerprint …)"
+        parts = [f"encoder {escape(str(text['encoder_label']))}"] + ([f"{dimension}-d"] if dimension else [])
+    else:  # reports written before encoder_label: the identity "kind|model=<directory>@<hash>|…"
+        identity = str(text.get("encoder", "?")).split("|")
+        model = next((p.removeprefix("model=") for p in identity[1:] if p.startswith("model=")), "")
+        parts = [f"encoder {escape(' '.join(filter(None, (identity[0], model))))}"
+                 + (f" ({dimension}-d)" if dimension else "")]
     serializer = text.get("serializer")
     if isinstance(serializer, dict) and serializer.get("format"):
         parts.append(f"{escape(str(serializer['format']))} timelines")

