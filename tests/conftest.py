@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from ehrpredict.cachedir import CACHE_ENV
+
 # Speed is measured in bench/, never asserted in tests: hypothesis's per-example deadline (200 ms)
 # turned a loaded CI machine into failures of tests that check correctness only.
 settings.register_profile("ehrpredict", deadline=None)
 settings.load_profile("ehrpredict")
-
-from ehrpredict.cachedir import CACHE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ENV = "EHRPREDICT_MIMIC_DEMO"

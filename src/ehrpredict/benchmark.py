@@ -179,7 +179,8 @@ def _text_featurizer(config: BenchmarkConfig) -> Any:
 
     return TextFeaturizer(
         config.dataset,
-        serializer=SerializerConfig(format=config.text_format, include_notes=config.include_notes),
+        serializer=SerializerConfig(format=config.text_format, include_notes=config.include_notes,
+                                    coding_delay=config.coding_delay),
         encoder=EncoderConfig(kind=config.encoder, model=config.encoder_model, url=config.encoder_url,
                               instruction=config.encoder_instruction),
         max_tokens=config.text_max_tokens, cache_dir=config.cache_dir,

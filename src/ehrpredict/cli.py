@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ehrpredict import __version__
 from ehrpredict.errors import EhrPredictError
+from ehrpredict.features.cutoff import DEFAULT_CODING_DELAY
 
 
 def _ingest_mimic4(args: argparse.Namespace) -> int:
@@ -191,7 +192,8 @@ def _serialize(args: argparse.Namespace) -> int:
         encoder = shared_encoder(EncoderConfig())
         budget, count_tokens = DEFAULT_CHUNKS * encoder.max_tokens, encoder.count_tokens
         print(f"(token budget {budget}, counted by the default encoder's tokenizer)")
-    config = SerializerConfig(format=args.format, max_tokens=budget, include_notes=not args.no_notes)
+    config = SerializerConfig(format=args.format, max_tokens=budget, include_notes=not args.no_notes,
+                              coding_delay=args.coding_delay)
     timelines = serialize_subject(args.dataset, args.task, args.subject, config, count_tokens)
     counter = count_tokens or approx_tokens
     for i, timeline in enumerate(timelines, 1):
@@ -202,6 +204,13 @@ def _serialize(args: argparse.Namespace) -> int:
         cut = ", ".join(f"{title} {n} line{'s' * (n != 1)}" for title, n in timeline.truncated)
         print(f"--- truncated: {cut or 'nothing'}\n")
     return 0
+
+
+def _coding_delay_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coding-delay", default=DEFAULT_CODING_DELAY,
+                        help="billing codes (ICD, DRG, HCPCS), timed at their stay's discharge, are usable by "
+                        "features this long after it, as coders assign them after discharge "
+                        f"(default {DEFAULT_CODING_DELAY}; 0 = known at discharge, an optimistic setting)")
 
 
 def _text_options(parser: argparse.ArgumentParser) -> None:
@@ -237,7 +246,8 @@ def _explain(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"expected --prediction-time like 2150-01-02T08:00, got {args.prediction_time!r}") from exc
     text = TextFeaturizer(
-        args.dataset, serializer=SerializerConfig(format=args.text_format, include_notes=not args.no_notes),
+        args.dataset, serializer=SerializerConfig(format=args.text_format, include_notes=not args.no_notes,
+                                                  coding_delay=args.coding_delay),
         encoder=EncoderConfig(kind=args.encoder, model=args.encoder_model, url=args.encoder_url,
                               instruction=args.encoder_instruction),
         max_tokens=args.text_max_tokens, cache_dir=args.cache_dir,
@@ -313,9 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train on k = 1..128 positives and negatives (5 replicates each)")
     bench.add_argument("--shuffle-permutations", type=int, default=5,
                        help="label-shuffle control replicates (default 5)")
-    bench.add_argument("--coding-delay", default="7d",
-                       help="billing codes (ICD, DRG, HCPCS), timed at discharge, are usable by features this "
-                       "long after it, as coders assign them after discharge (default 7d; 0 = known at discharge)")
+    _coding_delay_option(bench)
     _text_options(bench)
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(handler=_benchmark)
@@ -331,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--by", choices=("section", "line"), default="section")
     explain.add_argument("--top", type=int, default=15, help="parts shown (default 15)")
     explain.add_argument("--seed", type=int, default=0)
+    _coding_delay_option(explain)
     _text_options(explain)
     explain.set_defaults(handler=_explain)
     serialize = sub.add_parser("serialize", help="print the text a text model reads for a subject's label rows")
@@ -342,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="token budget, counted as ceil(characters / 4); the oldest lines are cut first "
                            "(default: the text representation's budget, counted by the default encoder)")
     serialize.add_argument("--no-notes", action="store_true", help="leave out the notes section")
+    _coding_delay_option(serialize)
     serialize.set_defaults(handler=_serialize)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)

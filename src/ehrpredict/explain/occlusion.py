@@ -68,7 +68,9 @@ def fit_text_model(dataset: str | Path, task: str, representation: str = "text",
     X = {"train": featurizer.transform(train), "tune": featurizer.transform(tune)}
     counts = None
     if representation == "counts+text":
-        counts = CountsFeaturizer(dataset, min_count=min_count).fit(train)
+        # the counts block sees billing codes with the same delay as the text beside it
+        counts = CountsFeaturizer(dataset, min_count=min_count,
+                                  coding_delay=featurizer.serializer_config_.coding_delay).fit(train)
         X = {k: sp.hstack([_log1p(counts.transform(part)), sp.csr_matrix(X[k])]).tocsr()
              for k, part in (("train", train), ("tune", tune))}
     y = {k: part.get_column("boolean_value").to_numpy().astype(int) for k, part in (("train", train), ("tune", tune))}

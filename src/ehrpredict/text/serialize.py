@@ -47,7 +47,15 @@ import polars as pl
 from ehrpredict import schema as S
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError, DataError, SchemaError
-from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
+from ehrpredict.features.cutoff import (
+    DEFAULT_CODING_DELAY,
+    KNOWN_AT,
+    PREDICTION_TIME,
+    ROW_INDEX,
+    coding_delay,
+    events_at_or_before,
+)
+from ehrpredict.tasks.spec import parse_duration
 from ehrpredict.text.budget import _DROP, _J, _LINE, _SEC, approx_tokens, drop_by_length, drop_by_tokenizer
 from ehrpredict.text.sections import (
     _CID,
@@ -157,7 +165,9 @@ class SerializerConfig:
     :mod:`ehrpredict.text.selection`); ``values_per_item``: their last values shown; ``max_lines``:
     lines kept per other section before the token budget applies (the newest); ``max_notes`` and
     ``note_chars``: how many of the most recent notes are excerpted and how long an excerpt is;
-    ``max_recent_codes``: lines of the ``recent_codes`` format.
+    ``max_recent_codes``: lines of the ``recent_codes`` format; ``coding_delay``: billing codes
+    (conditions and procedures from ICD, DRG, HCPCS) appear only this long after their time, the
+    discharge of their stay (see :mod:`ehrpredict.features.cutoff`).
     """
 
     format: str = "markdown"
@@ -169,8 +179,10 @@ class SerializerConfig:
     max_notes: int = 2
     note_chars: int = 300
     max_recent_codes: int = 200
+    coding_delay: str = DEFAULT_CODING_DELAY
 
     def __post_init__(self) -> None:
+        parse_duration(self.coding_delay, "coding_delay")
         if self.format not in FORMATS:
             raise ConfigError(f"expected format one of {', '.join(FORMATS)}, got {self.format!r}")
         if not isinstance(self.include_notes, bool):
@@ -259,6 +271,7 @@ class TimelineSerializer:
         self._files = shard_files(self.dataset)
         self._vocab = _Vocabulary(self.dataset)
         self._columns = [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.TEXT_VALUE]
+        self._coding_delay = coding_delay(self.dataset, parse_duration(config.coding_delay, "coding_delay"))
         if selection is not None:
             self.selection_ = selection
 
@@ -317,6 +330,7 @@ class TimelineSerializer:
         for path in self._files:
             events = pl.scan_parquet(path).select(self._columns).filter(pl.col(S.SUBJECT_ID).is_in(subjects)).collect()
             if not events.is_empty():
+                events = self._coding_delay.apply(events)  # before codes become ids: it reads the code
                 yield path, events, rows.join(events.select(S.SUBJECT_ID).unique(), on=S.SUBJECT_ID, how="semi")
 
     @staticmethod
@@ -327,8 +341,9 @@ class TimelineSerializer:
         if kinds is not None:
             events = events.filter(pl.col(_KIND).is_in(kinds))
         text = pl.when(pl.col(_KIND).is_in(_TEXT_KINDS)).then(pl.col(S.TEXT_VALUE))
+        known_at = [KNOWN_AT] if KNOWN_AT in events.columns else []
         return events.select(S.SUBJECT_ID, S.TIME, _CID, _KIND, pl.col(S.NUMERIC_VALUE).cast(pl.Float32),
-                             text.cast(pl.String).alias(S.TEXT_VALUE))
+                             text.cast(pl.String).alias(S.TEXT_VALUE), *known_at)
 
     @staticmethod
     def _known(events: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:

@@ -541,3 +541,21 @@ def test_synthetic_hospital_reads_like_a_record(hospital: Path) -> None:
     assert again == timelines
     codes = fitted(hospital, SerializerConfig(format="recent_codes"), train=rows).texts(rows)
     assert all(approx_tokens(text) <= 512 for text in codes)
+
+
+def test_billing_codes_of_the_stay_ending_at_prediction_time_are_not_in_the_text(tmp_path: Path) -> None:
+    # A prediction at discharge: the stay's heart-failure code is timed at discharge (= PRED) but coded
+    # afterwards, so by default (a 7-day coding delay) the text does not show it; a code from a stay
+    # discharged 9 days before does show. "0" is the optimistic setting that shows both.
+    rows: list[Row] = [
+        (1, "2080-06-15 00:00", "MEDS_BIRTH", None, None),
+        (1, "2150-03-01 12:00", "ICD10CM//ZZZ", None, None),
+        (1, "2150-03-10 12:00", "ICD10CM//I50.9", None, None),
+        (1, "2150-03-10 12:00", "HOSPITAL_DISCHARGE//HOME", None, None),
+    ]
+    root = write_dataset(tmp_path, rows, codes=DESCRIPTIONS)
+    texts = {delay: fitted(root, SerializerConfig(coding_delay=delay)).texts(labels((1, PRED)))[0]
+             for delay in ("7d", "0")}
+    assert "ICD10CM//ZZZ (9 days before)" in texts["7d"] and "Heart failure" not in texts["7d"]
+    assert "Hospital discharge: HOME" in texts["7d"]  # not a billing code: known at discharge
+    assert "Heart failure, unspecified (at prediction time)" in texts["0"]
