@@ -184,7 +184,8 @@ def test_recent_codes_newest_first_one_line_per_code(dataset: Path) -> None:
 def test_relative_times(tmp_path: Path, before: timedelta, expected: str) -> None:
     when = (PRED - before).isoformat(sep=" ")
     root = write_dataset(tmp_path, [(1, when, "ICD10CM//I50.9", None, None)])
-    [text] = fitted(root).texts(labels((1, PRED)))
+    # no coding delay: this is about how times read, for a code of any age
+    [text] = fitted(root, SerializerConfig(coding_delay="0")).texts(labels((1, PRED)))
     assert f"- Heart failure, unspecified ({expected})" in text
 
 
