@@ -37,8 +37,10 @@ class HeadPipeline(Pipeline):
     routing, but routing is a global (thread-local) switch that a plain Pipeline with
     ``transform_input`` refuses to fit without, even when no tuning split is given. Turning it on
     only for the duration of ``fit`` keeps that mechanism (nothing re-implemented) and spares every
-    caller the switch. A hand-written wrapper would have to re-implement what Pipeline already does
-    (predict_proba, decision_function, classes_, tags, parameters); prediction here is Pipeline's own.
+    caller the switch. The heads request ``X_val``/``y_val`` by default (``__metadata_request__fit``),
+    so no ``set_fit_request`` is needed either. A hand-written wrapper would have to re-implement what
+    Pipeline already does (predict_proba, decision_function, classes_, tags, parameters); prediction
+    here is Pipeline's own.
     """
 
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None) -> HeadPipeline:
@@ -54,7 +56,8 @@ class HeadPipeline(Pipeline):
     def __sklearn_tags__(self) -> Tags:
         # Pipeline does not pass allow_nan on; NaN gets through only if every step lets it through
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = all(get_tags(step).input_tags.allow_nan for _, step in self.steps)
+        tags.input_tags.allow_nan = all(get_tags(step).input_tags.allow_nan for _, step in self.steps
+                                        if step is not None and step != "passthrough")
         return tags
 
 
