@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.preprocessing import MaxAbsScaler
 
 from ehrpredict import __version__
 from ehrpredict import schema as S
@@ -42,7 +41,9 @@ from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.features.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.ingest.output import write_json
-from ehrpredict.models.heads import HEADS, _log1p, make_head, make_regressor
+from ehrpredict.models.heads import HEADS, make_head, make_regressor
+from ehrpredict.models.multilabel import make_multilabel_head
+from ehrpredict.models.preprocess import log1p as log1p_counts
 from ehrpredict.tasks.labeler import label_many
 from ehrpredict.tasks.spec import TaskSpec, load_library, load_task, parse_duration
 
@@ -226,7 +227,7 @@ class _Features:
             X, info = self.text()
             return X, False, info
         (Xc, counts_info), (Xt, text_info) = self.counts(), self.text()
-        X = {name: sp.hstack([_log1p(Xc[name]), sp.csr_matrix(Xt[name])]).tocsr() for name in Xc}
+        X = {name: sp.hstack([log1p_counts(Xc[name]), sp.csr_matrix(Xt[name])]).tocsr() for name in Xc}
         info = {"n_features": int(X[S.TRAIN].shape[1]), "seconds": counts_info["seconds"] + text_info["seconds"],
                 "text": text_info["text"]}
         return X, False, info
@@ -274,7 +275,8 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
         for head in config.heads:
             bar.step(f"{spec.name} {representation}/{head}: training and evaluating")
             t = time.perf_counter()
-            model = make_head(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X[S.TUNING], y[S.TUNING])
+            model = make_head(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X_val=X[S.TUNING],
+                                                            y_val=y[S.TUNING])
             p_tune = model.predict_proba(X[S.TUNING])[:, 1]
             p_test = model.predict_proba(X[S.HELD_OUT])[:, 1]
             threshold = choose_threshold(y[S.TUNING], p_tune)
@@ -327,7 +329,8 @@ def _run_regression(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
         for head in config.heads:
             bar.step(f"{spec.name} {representation}/{head}: training and evaluating (regression)")
             t = time.perf_counter()
-            model = make_regressor(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X[S.TUNING], y[S.TUNING])
+            model = make_regressor(head, config.seed, log1p).fit(X[S.TRAIN], y[S.TRAIN], X_val=X[S.TUNING],
+                                                                 y_val=y[S.TUNING])
             metrics = regression_report(y[S.HELD_OUT], model.predict(X[S.HELD_OUT]), groups, config.n_boot,
                                         config.seed)
             control = _shuffle_control(partial(make_regressor, head, config.seed, log1p), X, y, False,
@@ -351,11 +354,8 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
 def _control_head(model: Any, head: str, config: BenchmarkConfig, log1p: bool) -> Any:
     """The control's head: for ``lr`` the strength the real model chose (tuning a random model's
     strength would only add cost); LightGBM keeps its early stopping."""
-    if head == "lr":
-        from ehrpredict.models.heads import TunedLogisticRegression
-
-        return TunedLogisticRegression(c_grid=(model.C_,), seed=config.seed, log1p=log1p)
-    return make_head(head, config.seed, log1p)
+    control = make_head(head, config.seed, log1p)
+    return control.set_params(head__c_grid=(model["head"].C_,)) if head == "lr" else control
 
 
 def _shuffle_control(make: Callable[[], Any], X: dict[str, Any], y: dict[str, np.ndarray], proba: bool,
@@ -370,7 +370,7 @@ def _shuffle_control(make: Callable[[], Any], X: dict[str, Any], y: dict[str, np
     replicates: dict[str, list[float]] = {name: [] for name in scores}
     for i in range(config.shuffle_permutations):
         shuffled = np.random.default_rng([config.seed, i]).permutation(y[S.TRAIN])
-        model = make().fit(X[S.TRAIN], shuffled, X[S.TUNING], y[S.TUNING])
+        model = make().fit(X[S.TRAIN], shuffled, X_val=X[S.TUNING], y_val=y[S.TUNING])
         predicted = model.predict_proba(X[S.HELD_OUT])[:, 1] if proba else model.predict(X[S.HELD_OUT])
         for name, score in scores.items():
             replicates[name].append(float(score(predicted)))
@@ -386,9 +386,6 @@ def _run_multilabel(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
                     outcome: _TaskOutcome, start: float) -> _TaskOutcome:
     """One-vs-rest logistic regression per category seen at least 5 times in train; thresholds tuned
     per category on the tuning split; micro/macro-F1 (macro over categories present), P@5, mAP."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-
     frame = labels.join(splits, on=S.SUBJECT_ID, how="inner").with_columns(
         pl.col("categorical_value").str.split("|").alias("_categories")
     )
@@ -414,10 +411,8 @@ def _run_multilabel(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
                                   coding_delay=config.coding_delay).fit(parts[S.TRAIN])
     X = {n: featurizer.transform(p) for n, p in parts.items()}
     Y = {n: matrix(p) for n, p in parts.items()}
-    scaler = MaxAbsScaler().fit(X[S.TRAIN])
-    model = OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000, random_state=config.seed))
-    model.fit(scaler.transform(X[S.TRAIN]), Y[S.TRAIN])
-    P = {n: model.predict_proba(scaler.transform(X[n])) for n in (S.TUNING, S.HELD_OUT)}
+    model = make_multilabel_head(config.seed).fit(X[S.TRAIN], Y[S.TRAIN])
+    P = {n: model.predict_proba(X[n]) for n in (S.TUNING, S.HELD_OUT)}
     thresholds = tune_thresholds(Y[S.TUNING], P[S.TUNING])
     metrics = multilabel_report(Y[S.HELD_OUT], P[S.HELD_OUT], thresholds)
     payload = _as_json(metrics)
@@ -456,7 +451,7 @@ def _few_shot(head: str, log1p: bool, X: dict[str, Any], y: dict[str, np.ndarray
             if train is None or tune is None:
                 break
             model = make_head(head, config.seed + replicate, log1p).fit(
-                X[S.TRAIN][train], y[S.TRAIN][train], X[S.TUNING][tune], y[S.TUNING][tune]
+                X[S.TRAIN][train], y[S.TRAIN][train], X_val=X[S.TUNING][tune], y_val=y[S.TUNING][tune]
             )
             aurocs.append(auroc(y_test, model.predict_proba(X[S.HELD_OUT])[:, 1]))
         if len(aurocs) < FEW_SHOT_REPLICATES:

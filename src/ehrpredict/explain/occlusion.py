@@ -24,7 +24,8 @@ from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError, DataError
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.features.text import TextFeaturizer
-from ehrpredict.models.heads import _log1p, make_head
+from ehrpredict.models.heads import make_head
+from ehrpredict.models.preprocess import log1p
 from ehrpredict.tasks.labeler import label_many
 from ehrpredict.tasks.spec import load_task
 from ehrpredict.text.serialize import SerializedTimeline
@@ -47,7 +48,7 @@ class FittedTextModel:
         """Risk for one label row, once per text (the row's own features besides the text stay fixed)."""
         X = self.text.embed(texts)
         if self.counts is not None:
-            counts = _log1p(self.counts.transform(label_row))
+            counts = log1p(self.counts.transform(label_row))
             X = sp.hstack([sp.vstack([counts] * len(texts)), sp.csr_matrix(X)]).tocsr()
         return np.asarray(self.head.predict_proba(X)[:, 1])
 
@@ -71,10 +72,10 @@ def fit_text_model(dataset: str | Path, task: str, representation: str = "text",
         # the counts block sees billing codes with the same delay as the text beside it
         counts = CountsFeaturizer(dataset, min_count=min_count,
                                   coding_delay=featurizer.serializer_config_.coding_delay).fit(train)
-        X = {k: sp.hstack([_log1p(counts.transform(part)), sp.csr_matrix(X[k])]).tocsr()
+        X = {k: sp.hstack([log1p(counts.transform(part)), sp.csr_matrix(X[k])]).tocsr()
              for k, part in (("train", train), ("tune", tune))}
     y = {k: part.get_column("boolean_value").to_numpy().astype(int) for k, part in (("train", train), ("tune", tune))}
-    model = make_head(head, seed, log1p=False).fit(X["train"], y["train"], X["tune"], y["tune"])
+    model = make_head(head, seed, log1p=False).fit(X["train"], y["train"], X_val=X["tune"], y_val=y["tune"])
     return FittedTextModel(spec.name, representation, featurizer, model, labels, counts)
 
 
