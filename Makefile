@@ -20,9 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	@bash scripts/demo.sh "$(DATA)" "$(OUT)"
 
+# The doctests in src/ehrpredict run with the tests (--doctest-modules in pyproject.toml).
 # pytest exit code 5 means no test ran: that is a failure, not a pass.
 test: setup
-	@$(BIN)/python -m pytest -q -n 2 tests; status=$$?; \
+	@$(BIN)/python -m pytest -q -n 2 tests src/ehrpredict; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: no tests were collected"; exit 1; fi; exit $$status
 
 bench: setup

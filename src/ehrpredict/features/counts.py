@@ -7,7 +7,7 @@ minimum frequency; optional roll-up adds each code's parents (ICD categories, la
 codes count only ``coding_delay`` after their time (see :mod:`ehrpredict.features.cutoff`).
 
     >>> featurizer = CountsFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
-    >>> X = featurizer.transform(held_out_labels)                   # scipy.sparse.csr_matrix
+    >>> X = featurizer.transform(held_out_labels)  # a scipy.sparse.csr_matrix  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ serialization goes through the single cutoff (events at or before prediction tim
 cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
 
     >>> featurizer = TextFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
-    >>> X = featurizer.transform(held_out_labels)                 # numpy (n, encoder dimension)
+    >>> X = featurizer.transform(held_out_labels)  # numpy, (n, encoder dimension)  # doctest: +SKIP
 """
 
 from __future__ import annotations
