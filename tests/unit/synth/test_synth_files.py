@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ehrpredict.ingest.mimic4_columns import HEADERS
 from ehrpredict.ingest.synth import SynthConfig, generate
-from ehrpredict.testing.mimic import HEADERS
 
 
 def test_headers_are_mimic_iv_2_2(synth_dir: Path) -> None:

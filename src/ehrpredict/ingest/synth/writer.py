@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 import polars as pl
 
-from ehrpredict.testing.mimic import HEADERS
+from ehrpredict.ingest.mimic4_columns import HEADERS
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"

@@ -1,0 +1,70 @@
+"""Production code never imports ``ehrpredict.testing``: the test helpers may change for the tests' sake,
+and a user's pipeline must not depend on them. Imports are read with ``ast``, so relative imports,
+``from ehrpredict import testing`` and imports inside functions are all seen."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ehrpredict
+
+PACKAGE_DIR = Path(ehrpredict.__file__).resolve().parent
+TESTING = "ehrpredict.testing"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, module: str, *, is_package: bool) -> set[str]:
+    """Every module an import statement in ``source`` names, relative imports resolved against ``module``;
+    ``from a import b`` yields both ``a`` and ``a.b`` (``b`` may be a submodule)."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join([*base_parts, node.module] if node.module else base_parts)
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def imports_testing(modules: set[str]) -> bool:
+    return any(name == TESTING or name.startswith(TESTING + ".") for name in modules)
+
+
+def test_the_checker_sees_every_spelling_of_the_import() -> None:
+    module = "ehrpredict.ingest.synth.writer"
+    for source in (
+        "import ehrpredict.testing",
+        "from ehrpredict.testing.mimic import HEADERS",
+        "from ehrpredict import testing",
+        "from ...testing import HEADERS",
+        "from ... import testing",
+        "def f():\n    from ehrpredict.testing import events\n",
+    ):
+        assert imports_testing(imported_modules(source, module, is_package=False)), source
+    for source in ("from ehrpredict.ingest.mimic4_columns import HEADERS", "from .. import synth", "import os"):
+        assert not imports_testing(imported_modules(source, module, is_package=False)), source
+
+
+def test_production_modules_do_not_import_testing() -> None:
+    production = [p for p in sorted(PACKAGE_DIR.rglob("*.py")) if "testing" not in p.relative_to(PACKAGE_DIR).parts]
+    assert len(production) > 20  # the walk found the package, not an empty directory
+    offenders = [
+        str(path.relative_to(PACKAGE_DIR.parent))
+        for path in production
+        if imports_testing(
+            imported_modules(path.read_text(), module_name(path), is_package=path.name == "__init__.py")
+        )
+    ]
+    assert offenders == [], f"production modules import {TESTING}: {offenders}"
