@@ -57,7 +57,7 @@ def average_precision(y: Array, p: Array, w: Array) -> Array:
 
 def brier(y: Array, p: Array, w: Array) -> Array:
     """Weighted mean squared difference between probability and outcome."""
-    return (w @ (p - y) ** 2) / w.sum(axis=1)
+    return np.asarray((w @ (p - y) ** 2) / w.sum(axis=1))
 
 
 def ece(y: Array, p: Array, w: Array, n_bins: int) -> Array:
@@ -67,7 +67,7 @@ def ece(y: Array, p: Array, w: Array, n_bins: int) -> Array:
     onehot[np.arange(p.size), bins] = 1.0
     # n_bin · |mean y − mean p| = |Σ y − Σ p| within the bin, so no per-bin division is needed.
     gap = (w * (y - p)) @ onehot
-    return np.abs(gap).sum(axis=1) / w.sum(axis=1)
+    return np.asarray(np.abs(gap).sum(axis=1) / w.sum(axis=1))
 
 
 def confusion(y: Array, p: Array, w: Array, threshold: float) -> tuple[Array, Array, Array, Array]:

@@ -35,7 +35,8 @@ def read_marker(out_dir: Path) -> dict[str, Any] | None:
     marker = out_dir / COMPLETE_MARKER
     if not marker.exists():
         return None
-    return json.loads(marker.read_text())
+    marker_data: dict[str, Any] = json.loads(marker.read_text())
+    return marker_data
 
 
 @contextlib.contextmanager

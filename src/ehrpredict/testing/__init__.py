@@ -3,9 +3,9 @@
     >>> from ehrpredict.testing import minimal_hospital, write_table
 """
 
+from ehrpredict.ingest.mimic4_columns import HEADERS
 from ehrpredict.testing.mimic import (
     ADMISSIONS,
-    HEADERS,
     PATIENTS,
     Cell,
     Row,

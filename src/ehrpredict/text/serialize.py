@@ -56,7 +56,7 @@ from ehrpredict.features.cutoff import (
     events_at_or_before,
 )
 from ehrpredict.tasks.spec import parse_duration
-from ehrpredict.text.budget import _DROP, _J, _LINE, _SEC, approx_tokens, drop_by_length, drop_by_tokenizer
+from ehrpredict.text.budget import _DROP, _J, _SEC, approx_tokens, drop_by_length, drop_by_tokenizer
 from ehrpredict.text.sections import (
     _CID,
     _DESC,
@@ -65,6 +65,7 @@ from ehrpredict.text.sections import (
     _ITEM,
     _ITEM_ID,
     _KIND,
+    _LINE,
     _RANK,
     _TEXT_KINDS,
     BIRTH,

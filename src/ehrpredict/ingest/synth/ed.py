@@ -31,7 +31,7 @@ def _reason_icd(c: Chunk, s: np.ndarray) -> list[Icd]:
 
 def acuity(severity: np.ndarray) -> np.ndarray:
     """ESI level 1 (most urgent) to 5 from acute severity."""
-    return 5 - np.digitize(severity, [-1.6, -0.6, 0.8, 2.2])
+    return np.asarray(5 - np.digitize(severity, [-1.6, -0.6, 0.8, 2.2]))
 
 
 def ed_tables(rng: np.random.Generator, c: Chunk) -> Iterator[tuple[str, pl.DataFrame]]:

@@ -58,7 +58,7 @@ class Encounters:
 
     @property
     def admitted(self) -> np.ndarray:
-        return self.kind != ED_ONLY
+        return np.asarray(self.kind != ED_ONLY)
 
     @property
     def has_ed(self) -> np.ndarray:
@@ -94,7 +94,7 @@ def _reason_weights(x: W.Features, n: int) -> np.ndarray:
 def _categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     cum = np.cumsum(weights, axis=1)
     u = rng.random(len(weights)) * cum[:, -1]
-    return (cum < u[:, None]).sum(axis=1)
+    return np.asarray((cum < u[:, None]).sum(axis=1))
 
 
 def _first_kind(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from ehrpredict.ingest.synth.catalog import (
     REASONS,
     SECONDARY,
     SHOCK_CODE,
+    Drug,
     Icd,
 )
 from ehrpredict.ingest.synth.encounters import DIRECT, ED_ADMIT, ELECTIVE, OUT, Chunk
@@ -251,7 +252,7 @@ def _medications(rng: np.random.Generator, c: Chunk, adm: np.ndarray) -> Tables:
     yield "hosp/emar", _emar(c, a, start, drug, pharmacy_id, poe_id)
 
 
-def _emar(c: Chunk, a: np.ndarray, start: np.ndarray, drug: list, pharmacy_id: np.ndarray,
+def _emar(c: Chunk, a: np.ndarray, start: np.ndarray, drug: list[Drug], pharmacy_id: np.ndarray,
           poe_id: list[str]) -> pl.DataFrame:
     e = c.enc
     days = np.clip((e.disch[a] - start) // W.DAY, 0, 4) + 1

@@ -8,6 +8,8 @@ potassium stored in the window at or below 5.5 (likewise for the other five lab 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -92,7 +94,7 @@ def _impose_outcomes(rng: np.random.Generator, c: Chunk, a: np.ndarray, k: np.nd
     first = window & (k == 1)  # always exists when the outcome applies
     n = len(a)
     # (outcome, lab, threshold test for an event, value on the safe side, value on the event side)
-    rules = (
+    rules: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray], ...] = (
         ("hyperkalemia", "Potassium", lambda x: x > 5.5, rng.uniform(4.6, 5.5, n), 5.6 + rng.exponential(0.3, n)),
         ("hypoglycemia", "Glucose", lambda x: x < 70, rng.uniform(70, 95, n), rng.uniform(40, 69.4, n)),
         ("hyponatremia", "Sodium", lambda x: x < 135, rng.uniform(135, 138, n), rng.uniform(125, 134.4, n)),

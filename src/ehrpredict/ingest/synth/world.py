@@ -41,7 +41,7 @@ class Logistic:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
 
 # Prevalence of chronic conditions at the first encounter. `age10` = (age - 60) / 10.
