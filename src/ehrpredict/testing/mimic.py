@@ -5,13 +5,15 @@ which production code owns), so a test exercises the same header handling as a r
 only the columns they care about; the others are written empty (MIMIC's missing value).
 
     >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = Path(tmp.name)
     >>> path = write_table(root, "hosp/patients", [{"subject_id": 1, "gender": "F",
     ...                                              "anchor_age": 50, "anchor_year": 2150}])
     >>> path.relative_to(root).as_posix()
     'hosp/patients.csv.gz'
     >>> read_rows(path)[0]["anchor_year_group"]  # a column the row did not name: empty
     ''
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations
