@@ -50,6 +50,6 @@ echo "== benchmark: $tasks (counts, text, counts+text x lgbm, lr)"
   --text-max-tokens "${DEMO_TEXT_TOKENS:-128}" --out "$run"
 echo
 echo "demo done. Dataset: $dataset"
-echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet)"
+echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet; kept rows with a recorded problem: $dataset/flagged.parquet)"
 echo "labels and cohort reports: $labels/"
 echo "benchmark report: $run/report.html  (data: $run/report.json)"
