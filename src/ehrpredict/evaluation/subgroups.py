@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrpredict import schema as S
+from ehrpredict.age import age_in_years
 from ehrpredict.dataset import shard_files
 from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
 
@@ -45,7 +46,7 @@ def subgroups(dataset: str | Path, labels: pl.DataFrame) -> pl.DataFrame:
         out = out.join(last, on=ROW_INDEX, how="left")
     birth = known.filter(pl.col(S.CODE) == S.BIRTH_CODE).group_by(ROW_INDEX).agg(pl.col(S.TIME).min().alias("_birth"))
     out = out.join(birth, on=ROW_INDEX, how="left")
-    age = (pl.col(PREDICTION_TIME).dt.year() - pl.col("_birth").dt.year())
+    age = age_in_years(pl.col(PREDICTION_TIME), pl.col("_birth"))  # the same age as the task's min_age
     out = out.with_columns(pl.when(pl.col("_birth").is_null()).then(pl.lit("unknown")).otherwise(_age_band(age))
                            .alias("age_band"))
     return out.sort(ROW_INDEX).select(

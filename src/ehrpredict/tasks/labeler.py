@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ehrpredict import schema as S
+from ehrpredict.age import age_in_years
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import DataError
 from ehrpredict.tasks import episodes as EP
@@ -156,9 +157,7 @@ def _exclusions(spec: TaskSpec, episodes: pl.DataFrame, events: pl.DataFrame) ->
     checks.append(("died at or before prediction time", pl.col(EP.DEATH) <= pl.col(PRED)))
     if c.min_age is not None:
         # Completed years, as on a calendar (days / 365.25 makes an 18th birthday 17.998 years).
-        pred, birth = pl.col(PRED), pl.col(EP.BIRTH)
-        before_birthday = (pred.dt.month() * 100 + pred.dt.day()) < (birth.dt.month() * 100 + birth.dt.day())
-        age = pred.dt.year() - birth.dt.year() - before_birthday.cast(pl.Int32)
+        age = age_in_years(pl.col(PRED), pl.col(EP.BIRTH))
         checks.append((f"younger than {c.min_age:g} or unknown age", age.is_null() | (age < c.min_age)))
     if c.first_episode_only:
         checks.append(("not the first episode", pl.int_range(pl.len()).over(S.SUBJECT_ID) > 0))

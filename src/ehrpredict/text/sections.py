@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ehrpredict import schema as S
+from ehrpredict.age import age_in_years
 from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX
 
 DEMOGRAPHICS = "Demographics"
@@ -221,9 +222,7 @@ def demographics(known: pl.LazyFrame, rows: pl.LazyFrame, table: pl.LazyFrame, b
     """Per label row: the age (from ``MEDS_BIRTH``, else "unknown") and one line per static code (sex)."""
     birth = known.filter(pl.col(_KIND) == BIRTH).group_by(ROW_INDEX).agg(pl.col(S.TIME).min().alias("_birth"))
     birth = rows.select(ROW_INDEX, PREDICTION_TIME).join(birth, on=ROW_INDEX, how="left")
-    stamp = "%m%d%H%M%S"
-    not_yet = (pl.col(PREDICTION_TIME).dt.strftime(stamp) < pl.col("_birth").dt.strftime(stamp)).cast(pl.Int64)
-    age = pl.col(PREDICTION_TIME).dt.year().cast(pl.Int64) - pl.col("_birth").dt.year().cast(pl.Int64) - not_yet
+    age = age_in_years(pl.col(PREDICTION_TIME), pl.col("_birth"))
     years = pl.concat_str([age.cast(pl.String), pl.lit(" years")]).fill_null("unknown")
     ages = birth.select(ROW_INDEX, pl.lit(-1, pl.Int64).alias(_CID),
                         pl.concat_str([pl.lit(f"{bullet}Age: "), years]).alias(_LINE))

@@ -28,3 +28,14 @@ def test_attributes_are_the_last_values_known_at_prediction_time(tmp_path: Path)
         ("F", "65-79", "unknown", "Medicare"),
         ("unknown", "18-44", "WHITE", "unknown"),
     ]
+
+
+def test_the_age_band_uses_completed_years_like_the_tasks_min_age(tmp_path: Path) -> None:
+    # Born 2100-06-15: on 2145-06-14 the patient is 44 (not 45, as a year difference says), on the
+    # birthday 45; the task's min_age and the text's "Age:" use the same age (ehrpredict.age).
+    frame = pl.DataFrame([(1, datetime(2100, 6, 15), "MEDS_BIRTH")],
+                         schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"), S.CODE: pl.String}, orient="row")
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    pq.write_table(frame.to_arrow(), tmp_path / "data" / "train" / "0.parquet")
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 1], "prediction_time": [datetime(2145, 6, 14, 23), datetime(2145, 6, 15)]})
+    assert [row[1] for row in subgroups(tmp_path, labels).rows()] == ["18-44", "45-64"]
