@@ -253,18 +253,18 @@ def _run_task(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, oracle
         return outcome
     parts = _split_parts(labels, splits)
     for name, part in parts.items():
-        flags = part.get_column("boolean_value").cast(pl.Float64).to_numpy()
+        flags = part.get_column(S.BOOLEAN_VALUE).cast(pl.Float64).to_numpy()
         prevalence = round(float(flags.mean()), 4) if part.height else 0.0
         outcome.splits[name] = {"n": part.height, "positives": int(flags.sum()), "prevalence": prevalence}
     for name, part in parts.items():
-        if part.height == 0 or part.get_column("boolean_value").n_unique() < 2:
+        if part.height == 0 or part.get_column(S.BOOLEAN_VALUE).n_unique() < 2:
             outcome.status, outcome.reason = "skipped", f"the {name} split has {part.height} labels, not both classes"
             bar.note(f"{spec.name}: skipped ({outcome.reason})")
             outcome.seconds = round(time.perf_counter() - start, 1)
             return outcome
     predictions: dict[str, np.ndarray] = {}
     held_out = parts[S.HELD_OUT]
-    y = {name: part.get_column("boolean_value").to_numpy().astype(int) for name, part in parts.items()}
+    y = {name: part.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int) for name, part in parts.items()}
     y_test = y[S.HELD_OUT]
     groups = held_out.get_column(S.SUBJECT_ID).to_numpy()
     attributes = subgroups(config.dataset, held_out)
@@ -313,14 +313,14 @@ def _run_regression(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
     label-shuffle control whose R² should be near (or below) 0."""
     parts = _split_parts(labels, splits)
     for name, part in parts.items():
-        values = part.get_column("float_value").cast(pl.Float64)
+        values = part.get_column(S.FLOAT_VALUE).cast(pl.Float64)
         outcome.splits[name] = {"n": part.height, "mean": round(float(values.mean() or 0.0), 4),  # type: ignore[arg-type]
                                 "sd": round(float(values.std() or 0.0), 4)}  # type: ignore[arg-type]
     if any(part.height < 2 for part in parts.values()):
         outcome.status, outcome.reason = "skipped", "a split has fewer than 2 labels"
         bar.note(f"{spec.name}: skipped ({outcome.reason})")
         return outcome
-    y = {name: part.get_column("float_value").cast(pl.Float64).to_numpy() for name, part in parts.items()}
+    y = {name: part.get_column(S.FLOAT_VALUE).cast(pl.Float64).to_numpy() for name, part in parts.items()}
     groups = parts[S.HELD_OUT].get_column(S.SUBJECT_ID).to_numpy()
     features = _Features(parts, config)
     for representation in config.representations:
@@ -387,7 +387,7 @@ def _run_multilabel(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame, 
     """One-vs-rest logistic regression per category seen at least 5 times in train; thresholds tuned
     per category on the tuning split; micro/macro-F1 (macro over categories present), P@5, mAP."""
     frame = labels.join(splits, on=S.SUBJECT_ID, how="inner").with_columns(
-        pl.col("categorical_value").str.split("|").alias("_categories")
+        pl.col(S.CATEGORICAL_VALUE).str.split("|").alias("_categories")
     )
     parts = {s: frame.filter(pl.col(S.SPLIT) == s) for s in S.SPLITS}
     counts = parts[S.TRAIN].get_column("_categories").explode(empty_as_null=True).value_counts()
@@ -521,11 +521,11 @@ def _oracle_auroc(
     if len(anchors) != 1:
         return {"status": "no single oracle anchor"}
     offset = parse_duration(anchors[0].split("+")[1], "anchor") if "+" in anchors[0] else timedelta(0)
-    truth = truth.select(S.SUBJECT_ID, pl.col("prediction_time") + pl.lit(spec.offset - offset), "probability")
-    joined = held_out.join(truth, on=[S.SUBJECT_ID, "prediction_time"], how="inner")
-    if joined.height < 10 or joined.get_column("boolean_value").n_unique() < 2:
+    truth = truth.select(S.SUBJECT_ID, pl.col(S.PREDICTION_TIME) + pl.lit(spec.offset - offset), "probability")
+    joined = held_out.join(truth, on=[S.SUBJECT_ID, S.PREDICTION_TIME], how="inner")
+    if joined.height < 10 or joined.get_column(S.BOOLEAN_VALUE).n_unique() < 2:
         return {"status": "too few matched episodes", "matched": joined.height}
-    y = joined.get_column("boolean_value").to_numpy().astype(int)
+    y = joined.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int)
     metrics = binary_report(y, joined.get_column("probability").to_numpy(), joined.get_column(S.SUBJECT_ID).to_numpy(),
                             0.5, n_boot=config.n_boot, seed=config.seed)
     return {"status": "done", "matched": joined.height, "of": held_out.height, "metrics": _as_json(metrics),

@@ -49,6 +49,14 @@ EVENT_ARROW_SCHEMA = pa.schema(
     ]
 )
 
+# --- MEDS label and prediction columns (meds.LabelSchema) --------------------------------------
+PREDICTION_TIME = meds.LabelSchema.prediction_time_name
+BOOLEAN_VALUE = meds.LabelSchema.boolean_value_name
+INTEGER_VALUE = meds.LabelSchema.integer_value_name
+FLOAT_VALUE = meds.LabelSchema.float_value_name
+CATEGORICAL_VALUE = meds.LabelSchema.categorical_value_name
+LABEL_VALUE_COLUMNS = (BOOLEAN_VALUE, INTEGER_VALUE, FLOAT_VALUE, CATEGORICAL_VALUE)
+
 # --- code metadata ------------------------------------------------------------------------------
 DESCRIPTION = "description"
 PARENT_CODES = "parent_codes"

@@ -68,3 +68,23 @@ def test_production_modules_do_not_import_testing() -> None:
         )
     ]
     assert offenders == [], f"production modules import {TESTING}: {offenders}"
+
+
+LABEL_NAMES = {"prediction_time", "boolean_value", "integer_value", "float_value", "categorical_value"}
+
+
+def test_label_column_names_are_spelled_only_in_the_schema() -> None:
+    # One way to say things: the MEDS label columns come from meds.LabelSchema through schema.py, so a
+    # column renamed upstream changes in one place. Docstrings and doctests may show the names.
+    spelled = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path.name == "schema.py" or "testing" in path.relative_to(PACKAGE_DIR).parts:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        spelled += [f"{path.relative_to(PACKAGE_DIR)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and node.value in LABEL_NAMES and id(node) not in docstrings]
+    assert spelled == []

@@ -74,7 +74,7 @@ def fit_text_model(dataset: str | Path, task: str, representation: str = "text",
                                   coding_delay=featurizer.serializer_config_.coding_delay).fit(train)
         X = {k: sp.hstack([log1p(counts.transform(part)), sp.csr_matrix(X[k])]).tocsr()
              for k, part in (("train", train), ("tune", tune))}
-    y = {k: part.get_column("boolean_value").to_numpy().astype(int) for k, part in (("train", train), ("tune", tune))}
+    y = {k: part.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int) for k, part in (("train", train), ("tune", tune))}
     model = make_head(head, seed, log1p=False).fit(X["train"], y["train"], X_val=X["tune"], y_val=y["tune"])
     return FittedTextModel(spec.name, representation, featurizer, model, labels, counts)
 
@@ -114,12 +114,12 @@ def explain_occlusion(model: FittedTextModel, subject_id: int, prediction_time: 
         raise ConfigError(f"expected by in {list(BY)}, got {by!r}")
     rows = model.labels.filter(pl.col(S.SUBJECT_ID) == subject_id)
     if prediction_time is not None:
-        rows = rows.filter(pl.col("prediction_time") == prediction_time)
+        rows = rows.filter(pl.col(S.PREDICTION_TIME) == prediction_time)
     if rows.height == 0:
         raise DataError(f"expected a label row of {model.task} for subject {subject_id}"
                         f"{'' if prediction_time is None else f' at {prediction_time}'}, got none "
                         f"(the task has {model.labels.height} label rows)")
-    row = rows.head(1).select(S.SUBJECT_ID, "prediction_time")
+    row = rows.head(1).select(S.SUBJECT_ID, S.PREDICTION_TIME)
     timeline = model.text.timelines(row)[0]
     parts: list[tuple[str, str | None, str]] = []
     for section in timeline.sections:
@@ -132,4 +132,4 @@ def explain_occlusion(model: FittedTextModel, subject_id: int, prediction_time: 
     items = [OcclusionItem(section, line, float(r), float(risks[0] - r))
              for (section, line, _), r in zip(parts, risks[1:], strict=True)]
     items.sort(key=lambda item: (-abs(item.delta), item.section, item.line or ""))
-    return Occlusion(model.task, subject_id, row.item(0, "prediction_time"), float(risks[0]), tuple(items), timeline)
+    return Occlusion(model.task, subject_id, row.item(0, S.PREDICTION_TIME), float(risks[0]), tuple(items), timeline)

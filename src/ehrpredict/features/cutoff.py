@@ -22,7 +22,7 @@ import polars as pl
 from ehrpredict import schema as S
 
 ROW_INDEX = "_label_row"  # position of the label row in the labels frame given to a featurizer
-PREDICTION_TIME = "prediction_time"
+PREDICTION_TIME = S.PREDICTION_TIME
 KNOWN_AT = "_known_at"  # when an event became usable, where that differs from its time
 
 # Hospitals aim to finish coding within days of discharge (the "discharged, not final billed" window);

@@ -22,10 +22,10 @@ from ehrpredict.errors import DataError
 from ehrpredict.tasks import episodes as EP
 from ehrpredict.tasks.spec import CodeSet, Predicate, TaskSpec, WindowEnd
 
-PRED = "prediction_time"
+PRED = S.PREDICTION_TIME
 REASON = "_exclusion"
 RISE_TOLERANCE = 1e-4
-LABEL_COLUMNS = ("boolean_value", "integer_value", "float_value", "categorical_value")
+LABEL_COLUMNS = S.LABEL_VALUE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -298,10 +298,10 @@ def _labels(spec: TaskSpec, cohort: pl.DataFrame) -> tuple[pl.DataFrame, Counter
 
 def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_time: pl.Expr) -> list[pl.Expr]:
     if spec.label_type == "binary":
-        return [positive.alias("boolean_value")]
+        return [positive.alias(S.BOOLEAN_VALUE)]
     if spec.label_type == "regression":
         return [
-            pl.coalesce([pl.col(f"_value{i}") for i in range(len(spec.outcome))]).cast(pl.Float32).alias("float_value")
+            pl.coalesce([pl.col(f"_value{i}") for i in range(len(spec.outcome))]).cast(pl.Float32).alias(S.FLOAT_VALUE)
         ]
     if spec.label_type == "time_to_event":
         assert spec.censoring is not None  # parse_task requires it
@@ -314,7 +314,7 @@ def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_
         event = positive & (first_time <= censor).fill_null(False)
         when = pl.when(event).then(first_time).otherwise(censor)
         days = (when - pl.col(PRED)).dt.total_seconds() / 86400
-        return [event.alias("boolean_value"), days.cast(pl.Float32).alias("float_value")]
+        return [event.alias(S.BOOLEAN_VALUE), days.cast(pl.Float32).alias(S.FLOAT_VALUE)]
     codes = pl.concat_list(
         [pl.col(f"_codes{i}").fill_null(pl.lit([], pl.List(pl.String))) for i in range(len(spec.outcome))]
     )
@@ -324,8 +324,8 @@ def _label_value(spec: TaskSpec, cohort: pl.DataFrame, positive: pl.Expr, first_
         prefix = f"{spec.category}{S.CODE_SEPARATOR}"
         category = codes.list.eval(pl.element().str.strip_prefix(prefix))
     if spec.label_type == "multilabel":
-        return [category.list.unique().list.sort().list.join("|").alias("categorical_value")]
-    return [category.list.sort().list.first().alias("categorical_value")]
+        return [category.list.unique().list.sort().list.join("|").alias(S.CATEGORICAL_VALUE)]
+    return [category.list.sort().list.first().alias(S.CATEGORICAL_VALUE)]
 
 
 def _needed_codes(spec: TaskSpec) -> list[str]:
@@ -392,13 +392,13 @@ def _by_split(spec: TaskSpec, labels: pl.DataFrame, splits: pl.DataFrame) -> dic
     for split in S.SPLITS:
         part = joined.filter(pl.col(S.SPLIT) == split)
         stats: dict[str, float] = {"n": part.height}
-        if part.height and "boolean_value" in part.columns:
-            stats["prevalence"] = round(float(part.get_column("boolean_value").cast(pl.Float64).mean() or 0.0), 4)  # type: ignore[arg-type]
+        if part.height and S.BOOLEAN_VALUE in part.columns:
+            stats["prevalence"] = round(float(part.get_column(S.BOOLEAN_VALUE).cast(pl.Float64).mean() or 0.0), 4)  # type: ignore[arg-type]
         if part.height and spec.label_type == "multilabel":
-            n_labels = part.get_column("categorical_value").str.split("|").list.len()
+            n_labels = part.get_column(S.CATEGORICAL_VALUE).str.split("|").list.len()
             stats["mean_labels"] = round(float(n_labels.mean() or 0.0), 2)  # type: ignore[arg-type]
         if part.height and spec.label_type == "regression":
-            stats["mean"] = round(float(part.get_column("float_value").mean() or 0.0), 3)  # type: ignore[arg-type]
+            stats["mean"] = round(float(part.get_column(S.FLOAT_VALUE).mean() or 0.0), 3)  # type: ignore[arg-type]
         out[split] = stats
     return out
 

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ehrpredict import schema as S
 from ehrpredict.ingest.synth import catalog as K
 from ehrpredict.ingest.synth.encounters import OUTCOMES, Chunk
 from ehrpredict.ingest.synth.world import DAY
@@ -46,7 +47,7 @@ def dictionary_tables() -> list[tuple[str, pl.DataFrame]]:
 
 ORACLE_SCHEMA = pa.schema([
     ("subject_id", pa.int64()), ("hadm_id", pa.int64()), ("stay_id", pa.int64()), ("outcome", pa.string()),
-    ("probability", pa.float64()), ("realized", pa.bool_()), ("prediction_time", pa.timestamp("us")),
+    ("probability", pa.float64()), ("realized", pa.bool_()), (S.PREDICTION_TIME, pa.timestamp("us")),
     ("anchor", pa.string()),
 ])
 ED = {"ed_hospitalization", "ed_critical_outcome", "ed_revisit_72h"}
@@ -81,7 +82,7 @@ def oracle_frame(c: Chunk, with_ed: bool) -> pa.Table:
         parts.append(pa.table({
             "subject_id": c.subject[rows], "hadm_id": hadm, "stay_id": stay, "outcome": [name] * len(rows),
             "probability": e.prob[rows, j], "realized": e.real[rows, j],
-            "prediction_time": pa.array(times[anchor][rows] * 1_000_000, pa.int64()).cast(pa.timestamp("us")),
+            S.PREDICTION_TIME: pa.array(times[anchor][rows] * 1_000_000, pa.int64()).cast(pa.timestamp("us")),
             "anchor": [anchor] * len(rows),
         }, schema=ORACLE_SCHEMA))
     return pa.concat_tables(parts)
