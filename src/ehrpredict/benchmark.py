@@ -38,8 +38,8 @@ from ehrpredict.evaluation.curves import binary_curves
 from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
 from ehrpredict.evaluation.regression import regression_report
 from ehrpredict.evaluation.subgroups import subgroups
+from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.features.counts import CountsFeaturizer
-from ehrpredict.features.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.ingest.output import write_json
 from ehrpredict.models.heads import HEADS, make_head, make_regressor
 from ehrpredict.models.multilabel import make_multilabel_head
@@ -75,7 +75,7 @@ class BenchmarkConfig:
     few_shot: bool = False
     shuffle_permutations: int = 5  # label-shuffle control replicates
     # Billing codes are usable by features this long after their time (discharge); "0" is the
-    # optimistic setting where a stay's codes are known the moment it ends. See features/cutoff.py.
+    # optimistic setting where a stay's codes are known the moment it ends. See events/cutoff.py.
     coding_delay: str = DEFAULT_CODING_DELAY
     # text representation
     text_format: str = "markdown"

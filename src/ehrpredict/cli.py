@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ehrpredict import __version__
 from ehrpredict.errors import EhrPredictError
-from ehrpredict.features.cutoff import DEFAULT_CODING_DELAY
+from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
 
 
 def _ingest_mimic4(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ CODE_COUNT = "n_events"  # extra column in codes.parquet: how often the code occ
 CODE_SEPARATOR = "//"
 # Vocabularies whose codes coders assign after discharge (billing): ingestion times them at the stay's
 # discharge and records this list in dataset.json (``ehrpredict.coded_after_discharge``), so features
-# can apply a coding delay (features/cutoff.py) without knowing the source.
+# can apply a coding delay (events/cutoff.py) without knowing the source.
 CODED_AFTER_DISCHARGE = ("ICD9CM", "ICD10CM", "ICD9PROC", "ICD10PCS", "DRG", "HCPCS")
 BIRTH_CODE = meds.birth_code
 DEATH_CODE = meds.death_code

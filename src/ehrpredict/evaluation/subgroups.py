@@ -13,7 +13,7 @@ import polars as pl
 from ehrpredict import schema as S
 from ehrpredict.age import age_in_years
 from ehrpredict.dataset import shard_files
-from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
+from ehrpredict.events.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
 
 ATTRIBUTES = {"sex": "GENDER//", "race": "RACE//", "insurance": "INSURANCE//"}
 AGE_BANDS = ((18, "18-44"), (45, "45-64"), (65, "65-79"), (80, "80+"))

@@ -4,7 +4,7 @@ For each label row (subject, prediction_time) and each window before the predict
 30 d, 365 d, all history): how often each code occurred, and for codes with values the last, mean,
 min and max value. The vocabulary is learned on the rows given to ``fit`` (the train split) with a
 minimum frequency; optional roll-up adds each code's parents (ICD categories, lab items). Billing
-codes count only ``coding_delay`` after their time (see :mod:`ehrpredict.features.cutoff`).
+codes count only ``coding_delay`` after their time (see :mod:`ehrpredict.events.cutoff`).
 
     >>> featurizer = CountsFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
     >>> X = featurizer.transform(held_out_labels)  # a scipy.sparse.csr_matrix  # doctest: +SKIP
@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ehrpredict import schema as S
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError
-from ehrpredict.features.cutoff import (
+from ehrpredict.events.cutoff import (
     DEFAULT_CODING_DELAY,
     PREDICTION_TIME,
     ROW_INDEX,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ehrpredict.features.cutoff import ROW_INDEX
+from ehrpredict.events.cutoff import ROW_INDEX
 from ehrpredict.text.sections import _LINE, _T, DEMOGRAPHICS, Section, render
 
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from ehrpredict import schema as S
 from ehrpredict.age import age_in_years
-from ehrpredict.features.cutoff import PREDICTION_TIME, ROW_INDEX
+from ehrpredict.events.cutoff import PREDICTION_TIME, ROW_INDEX
 
 DEMOGRAPHICS = "Demographics"
 VITALS = "Vital signs and body metrics"

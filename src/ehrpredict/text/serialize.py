@@ -20,7 +20,7 @@ Two formats (``FORMATS``):
 Which lab and vital items may be shown is learned by ``fit`` on the label rows of the train split
 (:mod:`ehrpredict.text.selection`), never from the held-out split; ``serialize`` then writes any rows.
 Every code is shown as its description from ``metadata/codes.parquet``, the raw code only where
-there is none. Every event goes through :func:`~ehrpredict.features.cutoff.events_at_or_before`, so
+there is none. Every event goes through :func:`~ehrpredict.events.cutoff.events_at_or_before`, so
 nothing after the prediction time reaches the text (nor the fitted selection). A token budget cuts
 the oldest lines first (demographics are never cut) and records what it cut
 (:mod:`ehrpredict.text.budget`). ``SERIALIZER_VERSION`` changes whenever the text for the same
@@ -47,7 +47,7 @@ import polars as pl
 from ehrpredict import schema as S
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError, DataError, SchemaError
-from ehrpredict.features.cutoff import (
+from ehrpredict.events.cutoff import (
     DEFAULT_CODING_DELAY,
     KNOWN_AT,
     PREDICTION_TIME,
@@ -168,7 +168,7 @@ class SerializerConfig:
     ``note_chars``: how many of the most recent notes are excerpted and how long an excerpt is;
     ``max_recent_codes``: lines of the ``recent_codes`` format; ``coding_delay``: billing codes
     (conditions and procedures from ICD, DRG, HCPCS) appear only this long after their time, the
-    discharge of their stay (see :mod:`ehrpredict.features.cutoff`).
+    discharge of their stay (see :mod:`ehrpredict.events.cutoff`).
     """
 
     format: str = "markdown"
