@@ -46,6 +46,20 @@ def as_float32(X: Any) -> Any:
     return sp.csr_matrix(X) if X.format == "csr" else sp.csc_matrix(X)
 
 
+class LightGBMParams(BaseEstimator):
+    """The hyperparameters both early-stopped LightGBM heads take (one ``__init__``, which
+    scikit-learn's ``get_params`` reads from the subclasses)."""
+
+    def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
+                 num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
+        self.seed = seed
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.early_stopping_rounds = early_stopping_rounds
+        self.n_jobs = n_jobs
+
+
 def booster_params(estimator: Any) -> dict[str, Any]:
     """The LightGBM parameters both boosted heads share; deterministic so that a seed fixes the model."""
     return {"n_estimators": estimator.n_estimators, "learning_rate": estimator.learning_rate,

@@ -33,6 +33,7 @@ from ehrpredict.models._shared import (
     FLOAT_DTYPES,
     SPARSE_FORMATS,
     TUNING_REQUEST,
+    LightGBMParams,
     as_float32,
     booster_params,
     check_validation_set,
@@ -133,22 +134,13 @@ class TunedLogisticRegression(ClassifierMixin, BaseEstimator):
         return _binary_tags(super().__sklearn_tags__(), allow_nan=False)
 
 
-class EarlyStoppedLightGBM(ClassifierMixin, BaseEstimator):
+class EarlyStoppedLightGBM(ClassifierMixin, LightGBMParams):
     """LightGBM (at most ``n_estimators`` rounds) stopped when the tuning-split AUROC has not improved
     for ``early_stopping_rounds``. Missing values (NaN) are allowed: LightGBM routes them itself.
 
     Fitted: ``model_`` (the LGBMClassifier), ``best_iteration_``, ``classes_``, ``n_features_in_``."""
 
     __metadata_request__fit = TUNING_REQUEST
-
-    def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
-                 num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
-        self.seed = seed
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.early_stopping_rounds = early_stopping_rounds
-        self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> EarlyStoppedLightGBM:
         import lightgbm as lgb

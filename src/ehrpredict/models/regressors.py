@@ -31,6 +31,7 @@ from ehrpredict.models._shared import (
     FLOAT_DTYPES,
     SPARSE_FORMATS,
     TUNING_REQUEST,
+    LightGBMParams,
     as_float32,
     booster_params,
     check_validation_set,
@@ -113,22 +114,13 @@ class TunedRidge(RegressorMixin, BaseEstimator):
         return _regressor_tags(super().__sklearn_tags__(), allow_nan=False)
 
 
-class EarlyStoppedLightGBMRegressor(RegressorMixin, BaseEstimator):
+class EarlyStoppedLightGBMRegressor(RegressorMixin, LightGBMParams):
     """LightGBM regression (L2 loss, at most ``n_estimators`` rounds) stopped when the tuning split's L1
     error has not improved for ``early_stopping_rounds``. Missing values (NaN) are allowed.
 
     Fitted: ``model_`` (the LGBMRegressor), ``best_iteration_``, ``n_features_in_``."""
 
     __metadata_request__fit = TUNING_REQUEST
-
-    def __init__(self, seed: int = 0, n_estimators: int = 1000, learning_rate: float = 0.05,
-                 num_leaves: int = 31, early_stopping_rounds: int = 50, n_jobs: int = 2) -> None:
-        self.seed = seed
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.early_stopping_rounds = early_stopping_rounds
-        self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> EarlyStoppedLightGBMRegressor:
         import lightgbm as lgb
