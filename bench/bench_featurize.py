@@ -134,10 +134,10 @@ def child_ours(meds: Path, labels_file: Path, min_count: int, out: Path) -> None
     train = labels.join(splits.filter(pl.col("split") == "train"), on="subject_id", how="semi")
     phases = {}
     start = time.perf_counter()
-    featurizer = CountsFeaturizer(meds, windows=OUR_WINDOWS, min_count=min_count).fit(train)
+    featurizer = CountsFeaturizer(windows=OUR_WINDOWS, min_count=min_count).fit(train, source=meds)
     phases["fit_s"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
-    matrix = featurizer.transform(labels)
+    matrix = featurizer.transform(labels, source=meds)
     phases["transform_s"] = round(time.perf_counter() - start, 2)
     shape = {"rows": matrix.shape[0], "columns": matrix.shape[1], "nnz": int(matrix.nnz), "fit_rows": train.height}
     out.write_text(json.dumps({**shape, **phases}))

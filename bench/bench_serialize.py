@@ -44,12 +44,12 @@ def main() -> int:
     rows = []
     for fmt in FORMATS:
         start = time.perf_counter()
-        serializer = TimelineSerializer(args.dataset, SerializerConfig(format=fmt)).fit(train)
+        serializer = TimelineSerializer(SerializerConfig(format=fmt)).fit(train, source=args.dataset)
         fit_seconds = time.perf_counter() - start
         best, cpu = float("inf"), 0.0
         for _ in range(args.repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
-            timelines = serializer.serialize(labels)
+            timelines = serializer.serialize(labels, source=args.dataset)
             seconds = time.perf_counter() - start
             if seconds < best:
                 best, cpu = seconds, time.process_time() - start_cpu

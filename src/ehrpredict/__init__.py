@@ -38,8 +38,8 @@ _EXPORTS: dict[str, str] = {
     "CountsFeaturizer": "ehrpredict.features.counts",
     "TextFeaturizer": "ehrpredict.features.text",
     # benchmark: representations × heads on one dataset and task
-    "BenchmarkConfig": "ehrpredict.benchmark",
-    "run_benchmark": "ehrpredict.benchmark",
+    "BenchmarkConfig": "ehrpredict.experiments.benchmark",
+    "run_benchmark": "ehrpredict.experiments.benchmark",
     # errors
     "EhrPredictError": "ehrpredict.errors",
     "DataError": "ehrpredict.errors",
@@ -78,9 +78,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # the real types for mypy and editors; at runtime __getattr__ loads them
-    from ehrpredict.benchmark import BenchmarkConfig, run_benchmark
     from ehrpredict.dataset import DatasetInfo, dataset_fingerprint, dataset_info
     from ehrpredict.errors import ConfigError, DataError, EhrPredictError, EncoderError, LeakageError, SchemaError
+    from ehrpredict.experiments.benchmark import BenchmarkConfig, run_benchmark
     from ehrpredict.features.counts import CountsFeaturizer
     from ehrpredict.features.text import TextFeaturizer
     from ehrpredict.ingest.meds_input import normalize_meds

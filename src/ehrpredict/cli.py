@@ -140,7 +140,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from ehrpredict.benchmark import BenchmarkConfig, run_benchmark
+    from ehrpredict.experiments.benchmark import BenchmarkConfig, run_benchmark
 
     config = BenchmarkConfig(
         dataset=args.dataset, out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",")),
@@ -234,9 +234,8 @@ def _explain(args: argparse.Namespace) -> int:
 
     from ehrpredict.errors import ConfigError
     from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
-    from ehrpredict.features.text import TextFeaturizer
+    from ehrpredict.features.registry import RepresentationSettings
     from ehrpredict.text.encoders import EncoderConfig
-    from ehrpredict.text.serialize import SerializerConfig
 
     when = None
     if args.prediction_time:
@@ -245,16 +244,15 @@ def _explain(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(
                 f"expected --prediction-time like 2150-01-02T08:00, got {args.prediction_time!r}") from exc
-    text = TextFeaturizer(
-        args.dataset, serializer=SerializerConfig(format=args.text_format, include_notes=not args.no_notes,
-                                                  coding_delay=args.coding_delay),
+    settings = RepresentationSettings(
+        coding_delay=args.coding_delay, text_format=args.text_format, include_notes=not args.no_notes,
         encoder=EncoderConfig(kind=args.encoder, model=args.encoder_model, url=args.encoder_url,
                               instruction=args.encoder_instruction),
-        max_tokens=args.text_max_tokens, cache_dir=args.cache_dir,
+        text_max_tokens=args.text_max_tokens, cache_dir=args.cache_dir,
     )
     print(f"training {args.representation}/{args.head} for {args.task} on the train split "
           "(embeddings are cached)...", file=sys.stderr)
-    model = fit_text_model(args.dataset, args.task, args.representation, args.head, text, seed=args.seed)
+    model = fit_text_model(args.dataset, args.task, args.representation, args.head, settings, seed=args.seed)
     result = explain_occlusion(model, args.subject, when, by=args.by)
     print(result.summary(args.top))
     return 0

@@ -13,7 +13,7 @@ import pytest
 from ehrpredict import schema as S
 from ehrpredict.cli import main
 from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
-from ehrpredict.features.text import TextFeaturizer
+from ehrpredict.features.registry import RepresentationSettings
 from ehrpredict.ingest.mimic4 import ingest_mimic4
 from ehrpredict.ingest.synth import SynthConfig, generate
 
@@ -77,8 +77,8 @@ def test_a_rerun_reads_every_embedding_from_the_cache_and_reproduces_the_numbers
 
 
 def test_section_occlusion_explains_a_held_out_prediction(dataset: Path, cache: Path, runs: tuple) -> None:
-    text = TextFeaturizer(dataset, max_tokens=int(BUDGET), cache_dir=cache)
-    model = fit_text_model(dataset, TASK, "counts+text", "lr", text)
+    settings = RepresentationSettings(text_max_tokens=int(BUDGET), cache_dir=cache)
+    model = fit_text_model(dataset, TASK, "counts+text", "lr", settings)
     assert model.text.selection_.n_rows == model.labels.filter(pl.col(S.SPLIT) == S.TRAIN).height
     subject = model.labels.filter(pl.col(S.SPLIT) == S.HELD_OUT).item(0, S.SUBJECT_ID)
     result = explain_occlusion(model, subject, by="section")

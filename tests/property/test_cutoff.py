@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ehrpredict import schema as S
+from ehrpredict.events.source import InMemoryEvents
 from ehrpredict.features.counts import CountsFeaturizer
 
 T0 = datetime(2150, 1, 1)
@@ -42,18 +43,24 @@ def test_events_after_prediction_time_never_change_features(tmp_path_factory, be
     future = [(s, PREDICTION + timedelta(days=1 + d), c, v) for s, d, c, v in after]  # strictly after it
     labels = pl.DataFrame({S.SUBJECT_ID: [1, 2, 3], "prediction_time": [PREDICTION] * 3})
     root = tmp_path_factory.mktemp("cutoff")
-    base = CountsFeaturizer(write_dataset(root / "a", past), min_count=1, windows=("1d", "30d", "all")).fit(labels)
-    with_future = CountsFeaturizer(write_dataset(root / "b", past + future), min_count=1,
-                                   windows=("1d", "30d", "all")).fit(labels)
+    a, b = write_dataset(root / "a", past), write_dataset(root / "b", past + future)
+    base = CountsFeaturizer(min_count=1, windows=("1d", "30d", "all")).fit(labels, source=a)
+    with_future = CountsFeaturizer(min_count=1, windows=("1d", "30d", "all")).fit(labels, source=b)
     assert list(base.feature_names_) == list(with_future.feature_names_)  # vocabulary: no future codes either
-    np.testing.assert_array_equal(base.transform(labels).toarray(), with_future.transform(labels).toarray())
+    np.testing.assert_array_equal(base.transform(labels, source=a).toarray(),
+                                  with_future.transform(labels, source=b).toarray())
+    # the featurizer fitted without the future, applied to the events with it (held in memory)
+    in_memory = InMemoryEvents(pl.read_parquet(b / "data" / "train" / "0.parquet"))
+    np.testing.assert_array_equal(base.transform(labels, source=a).toarray(),
+                                  base.transform(labels, source=in_memory).toarray())
 
 
 def test_an_event_exactly_at_prediction_time_is_a_feature(tmp_path: Path) -> None:
     rows = [(1, PREDICTION, "LAB//50912//mg/dL", 2.0), (1, PREDICTION + timedelta(seconds=1), "LAB//50912//mg/dL", 9.0)]
     labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PREDICTION]})
-    f = CountsFeaturizer(write_dataset(tmp_path, rows), min_count=1, windows=("all",)).fit(labels)
-    values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+    root = write_dataset(tmp_path, rows)
+    f = CountsFeaturizer(min_count=1, windows=("all",)).fit(labels, source=root)
+    values = dict(zip(f.feature_names_, f.transform(labels, source=root).toarray()[0], strict=True))
     assert values["LAB//50912//mg/dL|all|count"] == 1.0
     assert values["LAB//50912//mg/dL|all|last"] == 2.0  # the value one second later is unknown
 
@@ -68,8 +75,9 @@ def test_billing_codes_inside_the_coding_delay_never_change_features(tmp_path_fa
     recent = [(s, PREDICTION - timedelta(minutes=m), "ICD10CM//N17.9", None) for s, m in coded]
     labels = pl.DataFrame({S.SUBJECT_ID: [1, 2, 3], "prediction_time": [PREDICTION] * 3})
     root = tmp_path_factory.mktemp("coding")
-    base = CountsFeaturizer(write_dataset(root / "a", past), min_count=1, windows=("7d", "all")).fit(labels)
-    with_codes = CountsFeaturizer(write_dataset(root / "b", past + recent), min_count=1,
-                                  windows=("7d", "all")).fit(labels)
+    a, b = write_dataset(root / "a", past), write_dataset(root / "b", past + recent)
+    base = CountsFeaturizer(min_count=1, windows=("7d", "all")).fit(labels, source=a)
+    with_codes = CountsFeaturizer(min_count=1, windows=("7d", "all")).fit(labels, source=b)
     assert list(base.feature_names_) == list(with_codes.feature_names_)
-    np.testing.assert_array_equal(base.transform(labels).toarray(), with_codes.transform(labels).toarray())
+    np.testing.assert_array_equal(base.transform(labels, source=a).toarray(),
+                                  with_codes.transform(labels, source=b).toarray())

@@ -1,7 +1,7 @@
 """Pieces of `ehrpredict benchmark` checkable without training a model."""
 
-from ehrpredict.benchmark import _holm_adjust, _TaskOutcome
 from ehrpredict.evaluation import paired_delta_auroc
+from ehrpredict.experiments.benchmark import _holm_adjust, _TaskOutcome
 
 # 10 positives, 10 negatives, one row each: model a ranks every positive first, model b every one last,
 # so ΔAUROC is 1 in every resample with both classes (and all 199 have both: 2 · 0.5^20 ≈ 2e-6 miss one).

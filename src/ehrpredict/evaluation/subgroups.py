@@ -12,8 +12,8 @@ import polars as pl
 
 from ehrpredict import schema as S
 from ehrpredict.age import age_in_years
-from ehrpredict.dataset import shard_files
 from ehrpredict.events.cutoff import PREDICTION_TIME, ROW_INDEX, events_at_or_before
+from ehrpredict.events.source import EventSource, as_source
 
 ATTRIBUTES = {"sex": "GENDER//", "race": "RACE//", "insurance": "INSURANCE//"}
 AGE_BANDS = ((18, "18-44"), (45, "45-64"), (65, "65-79"), (80, "80+"))
@@ -26,17 +26,18 @@ def _age_band(age: pl.Expr) -> pl.Expr:
     return band
 
 
-def subgroups(dataset: str | Path, labels: pl.DataFrame) -> pl.DataFrame:
+def subgroups(source: EventSource | str | Path, labels: pl.DataFrame) -> pl.DataFrame:
     """One row per label row (in order): sex, age_band, race, insurance ("unknown" when unrecorded)."""
+    source = as_source(source)
     rows = labels.select(S.SUBJECT_ID, PREDICTION_TIME).with_row_index(ROW_INDEX).with_columns(
         pl.col(ROW_INDEX).cast(pl.Int64)
     )
     prefixes = (*ATTRIBUTES.values(), S.BIRTH_CODE)
     parts = []
-    for path in shard_files(dataset):
-        events = pl.read_parquet(path, columns=[S.SUBJECT_ID, S.TIME, S.CODE])
+    subjects = rows.get_column(S.SUBJECT_ID).unique()
+    for shard in source.shards():
+        events = source.read(shard, [S.SUBJECT_ID, S.TIME, S.CODE], subjects)
         events = events.filter(pl.any_horizontal([pl.col(S.CODE).str.starts_with(p) for p in prefixes]))
-        events = events.join(rows.select(S.SUBJECT_ID).unique(), on=S.SUBJECT_ID, how="semi")
         parts.append(events_at_or_before(events, rows))
     known = pl.concat(parts) if parts else pl.DataFrame(schema={ROW_INDEX: pl.Int64, S.CODE: pl.String})
     out = rows.select(ROW_INDEX, PREDICTION_TIME)

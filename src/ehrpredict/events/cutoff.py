@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -62,10 +64,14 @@ class CodingDelay:
 
 
 def coding_delay(dataset: str | Path, delay: timedelta) -> CodingDelay:
-    """The delay for a dataset: its metadata's vocabularies coded after discharge, or the billing
-    vocabularies ehrpredict's own ingestion writes."""
+    """The delay for a dataset directory (see :func:`coding_delay_for`)."""
     path = Path(dataset) / S.DATASET_FILE
-    metadata = json.loads(path.read_text()) if path.exists() else {}
+    return coding_delay_for(json.loads(path.read_text()) if path.exists() else {}, delay)
+
+
+def coding_delay_for(metadata: Mapping[str, Any], delay: timedelta) -> CodingDelay:
+    """The delay for a dataset with this metadata (``dataset.json``): its vocabularies coded after
+    discharge, or the billing vocabularies ehrpredict's own ingestion writes."""
     listed = metadata.get("ehrpredict", {}).get(METADATA_KEY)
     return CodingDelay(delay, tuple(listed) if listed is not None else BILLING_VOCABULARIES)
 

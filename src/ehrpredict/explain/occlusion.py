@@ -22,10 +22,11 @@ import scipy.sparse as sp
 
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError, DataError
-from ehrpredict.features.counts import CountsFeaturizer
+from ehrpredict.events.source import EventSource, ParquetEvents
+from ehrpredict.features.combine import Concatenated, concatenate
+from ehrpredict.features.registry import RepresentationSettings
 from ehrpredict.features.text import TextFeaturizer
-from ehrpredict.models.heads import make_head
-from ehrpredict.models.preprocess import log1p
+from ehrpredict.pipeline import FittedPipeline, TaskData, fit_pipeline
 from ehrpredict.tasks.labeler import label_many
 from ehrpredict.tasks.spec import load_task
 from ehrpredict.text.serialize import SerializedTimeline
@@ -35,48 +36,54 @@ BY = ("section", "line")
 
 @dataclass
 class FittedTextModel:
-    """A binary head on ``text`` or ``counts+text`` features, with what it needs to re-featurize."""
+    """A fitted ``text`` or ``counts+text`` pipeline for a binary task, with the source and label rows
+    of the subjects it can explain."""
 
-    task: str
-    representation: str
-    text: TextFeaturizer
-    head: Any
-    labels: pl.DataFrame  # the task's labels with their split, to find a subject's label rows
-    counts: CountsFeaturizer | None = None
+    pipeline: FittedPipeline
+    source: EventSource
+    labels: pl.DataFrame  # the task's labels, to find a subject's label rows
+
+    @property
+    def task(self) -> str:
+        return self.pipeline.task
+
+    @property
+    def text(self) -> TextFeaturizer:
+        text = self._parts()["text"]
+        if not isinstance(text, TextFeaturizer):
+            raise ConfigError(f"expected a text featurizer in the {self.pipeline.representation} pipeline, got "
+                              f"{type(text).__name__}")
+        return text
+
+    def _parts(self) -> dict[str, Any]:
+        featurizer = self.pipeline.featurizer
+        return dict(featurizer.parts) if isinstance(featurizer, Concatenated) else {"text": featurizer}
 
     def predict_texts(self, label_row: pl.DataFrame, texts: list[str]) -> np.ndarray:
         """Risk for one label row, once per text (the row's own features besides the text stay fixed)."""
-        X = self.text.embed(texts)
-        if self.counts is not None:
-            counts = log1p(self.counts.transform(label_row))
-            X = sp.hstack([sp.vstack([counts] * len(texts)), sp.csr_matrix(X)]).tocsr()
-        return np.asarray(self.head.predict_proba(X)[:, 1])
+        X: Any = self.text.embed(texts)
+        featurizer = self.pipeline.featurizer
+        if isinstance(featurizer, Concatenated):
+            blocks = [sp.vstack([part.transform(label_row, source=self.source)] * len(texts)) if name != "text"
+                      else X for name, part in featurizer.parts]
+            X = concatenate(blocks, featurizer.log_transform)
+        return self.pipeline.predict_proba_features(X)
 
 
 def fit_text_model(dataset: str | Path, task: str, representation: str = "text", head: str = "lr",
-                   text: TextFeaturizer | None = None, seed: int = 0, min_count: int = 5) -> FittedTextModel:
-    """Label ``task``, featurize its train and tuning splits and fit ``head`` (tuned on tuning)."""
+                   settings: RepresentationSettings | None = None, seed: int = 0) -> FittedTextModel:
+    """Label ``task`` and fit ``representation`` × ``head`` through :func:`fit_pipeline` (the featurizer
+    on the train split, the head tuned on tuning)."""
     if representation not in ("text", "counts+text"):
         raise ConfigError(f"expected representation text or counts+text for occlusion, got {representation!r}")
     spec = load_task(task)
     if spec.label_type != "binary":
         raise ConfigError(f"expected a binary task for occlusion, got {task} ({spec.label_type})")
+    source = ParquetEvents(Path(dataset))
     labels = label_many(dataset, [spec])[spec.name].labels
-    splits = pl.read_parquet(Path(dataset) / S.SPLITS_FILE)
-    labels = labels.join(splits, on=S.SUBJECT_ID, how="inner")
-    train, tune = (labels.filter(pl.col(S.SPLIT) == s) for s in (S.TRAIN, S.TUNING))
-    featurizer = (text or TextFeaturizer(dataset)).fit(train)
-    X = {"train": featurizer.transform(train), "tune": featurizer.transform(tune)}
-    counts = None
-    if representation == "counts+text":
-        # the counts block sees billing codes with the same delay as the text beside it
-        counts = CountsFeaturizer(dataset, min_count=min_count,
-                                  coding_delay=featurizer.serializer_config_.coding_delay).fit(train)
-        X = {k: sp.hstack([log1p(counts.transform(part)), sp.csr_matrix(X[k])]).tocsr()
-             for k, part in (("train", train), ("tune", tune))}
-    y = {k: part.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int) for k, part in (("train", train), ("tune", tune))}
-    model = make_head(head, seed, log1p=False).fit(X["train"], y["train"], X_val=X["tune"], y_val=y["tune"])
-    return FittedTextModel(spec.name, representation, featurizer, model, labels, counts)
+    data = TaskData.from_splits(source, labels, settings=settings)
+    pipeline = fit_pipeline(spec, representation, head, data, seed=seed)
+    return FittedTextModel(pipeline, source, labels.join(source.splits(), on=S.SUBJECT_ID, how="inner"))
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ def explain_occlusion(model: FittedTextModel, subject_id: int, prediction_time: 
                         f"{'' if prediction_time is None else f' at {prediction_time}'}, got none "
                         f"(the task has {model.labels.height} label rows)")
     row = rows.head(1).select(S.SUBJECT_ID, S.PREDICTION_TIME)
-    timeline = model.text.timelines(row)[0]
+    timeline = model.text.timelines(row, source=model.source)[0]
     parts: list[tuple[str, str | None, str]] = []
     for section in timeline.sections:
         if by == "section":

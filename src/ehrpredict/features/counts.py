@@ -6,31 +6,37 @@ min and max value. The vocabulary is learned on the rows given to ``fit`` (the t
 minimum frequency; optional roll-up adds each code's parents (ICD categories, lab items). Billing
 codes count only ``coding_delay`` after their time (see :mod:`ehrpredict.events.cutoff`).
 
-    >>> featurizer = CountsFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
-    >>> X = featurizer.transform(held_out_labels)  # a scipy.sparse.csr_matrix  # doctest: +SKIP
+    >>> featurizer = CountsFeaturizer().fit(train_labels, source="out/meds")  # doctest: +SKIP
+    >>> X = featurizer.transform(held_out_labels, source="out/meds")  # a csr_matrix  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from ehrpredict import schema as S
-from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError
 from ehrpredict.events.cutoff import (
     DEFAULT_CODING_DELAY,
     PREDICTION_TIME,
     ROW_INDEX,
-    coding_delay,
+    CodingDelay,
+    coding_delay_for,
     events_at_or_before,
 )
+from ehrpredict.events.source import EventSource, ShardRef, as_source
+from ehrpredict.executor import Executor, local
 from ehrpredict.tasks.spec import parse_duration
 
 DEFAULT_WINDOWS = ("1d", "7d", "30d", "365d", "all")
@@ -44,29 +50,31 @@ def _windows(spec: Sequence[str]) -> list[tuple[str, timedelta | None]]:
     return [(w, None if w == "all" else parse_duration(w, "windows")) for w in spec]
 
 
-class CountsFeaturizer(BaseEstimator, TransformerMixin):
-    """scikit-learn transformer from a labels frame (subject_id, prediction_time) to a sparse matrix."""
+class CountsFeaturizer(BaseEstimator):
+    """From label rows (subject_id, prediction_time) and an :class:`~ehrpredict.events.source.EventSource`
+    to a sparse matrix. What ``fit`` learns (the vocabulary, the billing vocabularies' delay, the code
+    parents for roll-up) is kept; the events always come from the ``source`` given to each call."""
 
-    def __init__(self, dataset: str | Path, windows: Sequence[str] = DEFAULT_WINDOWS, min_count: int = 5,
-                 rollup: bool = False, coding_delay: str = DEFAULT_CODING_DELAY) -> None:
-        self.dataset = dataset
+    def __init__(self, windows: Sequence[str] = DEFAULT_WINDOWS, min_count: int = 5, rollup: bool = False,
+                 coding_delay: str = DEFAULT_CODING_DELAY) -> None:
         self.windows = windows
         self.min_count = min_count
         self.rollup = rollup
         self.coding_delay = coding_delay
 
-    def fit(self, labels: pl.DataFrame, y: object = None) -> CountsFeaturizer:
+    def fit(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+            executor: Executor | None = None) -> CountsFeaturizer:
         if self.min_count < 1:
             raise ConfigError(f"expected min_count >= 1, got {self.min_count}")
+        source = as_source(source)
         self.windows_ = _windows(self.windows)
-        self.coding_delay_ = coding_delay(self.dataset, parse_duration(self.coding_delay, "coding_delay"))
+        self.coding_delay_ = coding_delay_for(source.metadata(), parse_duration(self.coding_delay, "coding_delay"))
+        self.parents_ = _parents(source.codes()) if self.rollup else None
         # Per code: in how many label rows' histories it appears, and whether it ever carries a value.
         # A subject's events live in one shard, so per-shard counts of label rows add up.
-        parts = [
-            known.group_by(S.CODE).agg(pl.col(ROW_INDEX).n_unique().alias("n"),
-                                       pl.col(S.NUMERIC_VALUE).is_not_null().any().alias("numeric"))
-            for known in self._known(labels)
-        ]
+        reader = _Reader(source, _rows(labels), self.parents_, None, self.coding_delay_)
+        parts = [part for part in (executor or local()).map(partial(_code_summary, reader), source.shards())
+                 if part is not None]
         summary = (pl.concat(parts).group_by(S.CODE).agg(pl.col("n").sum(), pl.col("numeric").any()) if parts
                    else pl.DataFrame(schema={S.CODE: pl.String, "n": pl.UInt32, "numeric": pl.Boolean}))
         vocab = summary.filter(pl.col("n") >= self.min_count).sort(S.CODE)
@@ -82,16 +90,15 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return self.feature_names_
 
-    def transform(self, labels: pl.DataFrame) -> sp.csr_matrix:
+    def transform(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+                  executor: Executor | None = None) -> sp.csr_matrix:
+        check_is_fitted(self, "codes_")
+        source = as_source(source)
         # Shard by shard, straight to numeric (row, column, value) triplets: the long frame with its
         # string columns never exists for the whole dataset at once, so memory follows one shard.
-        triplets = []
-        for known in self._known(labels, self.codes_):
-            for long in _window_stats(known, self.windows_):
-                keyed = long.with_columns(
-                    pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
-                ).join(self.columns_, on="_name", how="inner")
-                triplets.append(keyed.select(ROW_INDEX, "_column", pl.col("value").cast(pl.Float32)))
+        reader = _Reader(source, _rows(labels), self.parents_, self.codes_, self.coding_delay_)
+        work = partial(_shard_triplets, reader, self.windows_, self.columns_)
+        triplets = [t for t in (executor or local()).map(work, source.shards()) if t is not None]
         frame = (pl.concat(triplets) if triplets else
                  pl.DataFrame(schema={ROW_INDEX: pl.Int64, "_column": pl.Int64, "value": pl.Float32}))
         matrix = sp.coo_matrix(
@@ -101,29 +108,65 @@ class CountsFeaturizer(BaseEstimator, TransformerMixin):
         )
         return matrix.tocsr()
 
-    def _known(self, labels: pl.DataFrame, codes: pl.Series | None = None) -> Iterator[pl.DataFrame]:
-        """Per shard: the events each label row may use (the single cutoff), optionally only ``codes``."""
-        rows = labels.select(S.SUBJECT_ID, PREDICTION_TIME).with_row_index(ROW_INDEX).with_columns(
-            pl.col(ROW_INDEX).cast(pl.Int64)
-        )
-        subjects = rows.select(S.SUBJECT_ID).unique()
-        parents = self._parents() if self.rollup else None
-        for path in shard_files(self.dataset):
-            events = pl.read_parquet(path, columns=[S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE])
-            events = events.join(subjects, on=S.SUBJECT_ID, how="semi")
-            if parents is not None:
-                events = pl.concat([events, events.join(parents, on=S.CODE).drop(S.CODE).rename({"_parent": S.CODE})
-                                    .select(events.columns)])
-            if codes is not None:
-                events = events.filter(pl.col(S.CODE).is_in(codes.implode()))
-            events = self.coding_delay_.apply(events)
-            for batch in _subject_batches(events, rows):
-                yield events_at_or_before(events.join(batch, on=S.SUBJECT_ID, how="semi"),
-                                          rows.join(batch, on=S.SUBJECT_ID, how="semi"))
+    def describe(self) -> dict[str, Any]:
+        """Learned state and settings, for a report."""
+        return {"n_codes": len(self.codes_), "n_features": len(self.feature_names_),
+                "windows": [w for w, _ in self.windows_], "coding_delay": str(self.coding_delay_.delay),
+                "coded_after_discharge": list(self.coding_delay_.vocabularies), "rollup": self.rollup}
 
-    def _parents(self) -> pl.DataFrame:
-        codes = pl.read_parquet(Path(self.dataset) / S.CODES_FILE, columns=[S.CODE, S.PARENT_CODES])
-        return codes.explode(S.PARENT_CODES, empty_as_null=True).drop_nulls().rename({S.PARENT_CODES: "_parent"})
+
+def _rows(labels: pl.DataFrame) -> pl.DataFrame:
+    return labels.select(S.SUBJECT_ID, PREDICTION_TIME).with_row_index(ROW_INDEX).with_columns(
+        pl.col(ROW_INDEX).cast(pl.Int64))
+
+
+def _parents(codes: pl.DataFrame) -> pl.DataFrame:
+    return (codes.select(S.CODE, S.PARENT_CODES).explode(S.PARENT_CODES, empty_as_null=True).drop_nulls()
+            .rename({S.PARENT_CODES: "_parent"}))
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """What a per-shard function needs to read the events each label row may use from one shard."""
+
+    source: EventSource
+    rows: pl.DataFrame
+    parents: pl.DataFrame | None
+    codes: pl.Series | None
+    delay: CodingDelay
+
+    def known(self, shard: ShardRef) -> Iterator[pl.DataFrame]:
+        """The events each label row may use (the single cutoff), in batches of subjects."""
+        subjects = self.rows.get_column(S.SUBJECT_ID).unique()
+        events = self.source.read(shard, [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE], subjects)
+        if self.parents is not None:
+            events = pl.concat([events, events.join(self.parents, on=S.CODE).drop(S.CODE)
+                                .rename({"_parent": S.CODE}).select(events.columns)])
+        if self.codes is not None:
+            events = events.filter(pl.col(S.CODE).is_in(self.codes.implode()))
+        events = self.delay.apply(events)
+        for batch in _subject_batches(events, self.rows):
+            yield events_at_or_before(events.join(batch, on=S.SUBJECT_ID, how="semi"),
+                                      self.rows.join(batch, on=S.SUBJECT_ID, how="semi"))
+
+
+def _code_summary(reader: _Reader, shard: ShardRef) -> pl.DataFrame | None:
+    parts = [known.group_by(S.CODE).agg(pl.col(ROW_INDEX).n_unique().alias("n"),
+                                        pl.col(S.NUMERIC_VALUE).is_not_null().any().alias("numeric"))
+             for known in reader.known(shard)]
+    return pl.concat(parts) if parts else None
+
+
+def _shard_triplets(reader: _Reader, windows: list[tuple[str, timedelta | None]], columns: pl.DataFrame,
+                    shard: ShardRef) -> pl.DataFrame | None:
+    triplets = []
+    for known in reader.known(shard):
+        for long in _window_stats(known, windows):
+            keyed = long.with_columns(
+                pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
+            ).join(columns, on="_name", how="inner")
+            triplets.append(keyed.select(ROW_INDEX, "_column", pl.col("value").cast(pl.Float32)))
+    return pl.concat(triplets) if triplets else None
 
 
 # Pairing events with label rows repeats a subject's history once per label row; subjects are taken

@@ -5,8 +5,8 @@ embeddings. ``fit`` learns which lab and vital items the texts show from its row
 serialization goes through the single cutoff (events at or before prediction time); embeddings are
 cached on disk keyed by (text, encoder settings), so a rerun does not re-embed.
 
-    >>> featurizer = TextFeaturizer("out/meds").fit(train_labels)  # doctest: +SKIP
-    >>> X = featurizer.transform(held_out_labels)  # numpy, (n, encoder dimension)  # doctest: +SKIP
+    >>> featurizer = TextFeaturizer().fit(train_labels, source="out/meds")  # doctest: +SKIP
+    >>> X = featurizer.transform(held_out_labels, source="out/meds")  # numpy, (n, dim)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 
 from ehrpredict.cachedir import CACHE_ENV as CACHE_ENV  # re-exported: it was defined here
 from ehrpredict.cachedir import cache_root
 from ehrpredict.errors import ConfigError
+from ehrpredict.events.source import EventSource
+from ehrpredict.executor import Executor
 from ehrpredict.text.cache import EmbeddingCache
 from ehrpredict.text.encoders import EmbeddingStats, EncoderConfig, TextEncoder, embed_texts, make_encoder
 from ehrpredict.text.serialize import SERIALIZER_VERSION, SerializedTimeline, SerializerConfig, TimelineSerializer
@@ -63,22 +65,22 @@ class TextRunStats:
         )
 
 
-class TextFeaturizer(BaseEstimator, TransformerMixin):
+class TextFeaturizer(BaseEstimator):
     """Serialize (``serializer``) then embed (``encoder``); ``max_tokens=None`` sizes the serializer's
     budget to the encoder (``DEFAULT_CHUNKS`` × its window). ``cache_dir=None`` uses
     :func:`default_cache_dir`; ``cache=False`` turns the cache off."""
 
-    def __init__(self, dataset: str | Path, serializer: SerializerConfig | None = None,
+    def __init__(self, serializer: SerializerConfig | None = None,
                  encoder: EncoderConfig | None = None, max_tokens: int | None = None,
                  cache_dir: str | Path | None = None, cache: bool = True) -> None:
-        self.dataset = dataset
         self.serializer = serializer
         self.encoder = encoder
         self.max_tokens = max_tokens
         self.cache_dir = cache_dir
         self.cache = cache
 
-    def fit(self, labels: pl.DataFrame, y: object = None) -> TextFeaturizer:
+    def fit(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+            executor: Executor | None = None) -> TextFeaturizer:
         """Learn from ``labels`` (the train split's rows) which lab and vital items the texts show
         (``selection_``, see :meth:`TimelineSerializer.fit`); no outcome is used and the encoder is
         frozen. Fit also loads the encoder and sizes the budget."""
@@ -87,7 +89,9 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
         encoder = shared_encoder(self.encoder or EncoderConfig())
         budget = self.max_tokens or DEFAULT_CHUNKS * encoder.max_tokens
         self.serializer_config_ = replace(self.serializer or SerializerConfig(), max_tokens=budget)
-        self.selection_ = TimelineSerializer(self.dataset, self.serializer_config_).fit(labels).selection_
+        self.serializer_ = TimelineSerializer(self.serializer_config_, count_tokens=encoder.count_tokens).fit(
+            labels, source=source, executor=executor)
+        self.selection_ = self.serializer_.selection_
         self.dimension_ = encoder.dimension
         self.stats_ = TextRunStats()
         return self
@@ -96,18 +100,15 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
     def encoder_(self) -> TextEncoder:
         return shared_encoder(self.encoder or EncoderConfig())
 
-    def _serializer(self) -> TimelineSerializer:
-        return TimelineSerializer(self.dataset, self.serializer_config_, count_tokens=self.encoder_.count_tokens,
-                                  selection=self.selection_)
-
     def _store(self) -> EmbeddingCache | None:
         if not self.cache:
             return None
         return EmbeddingCache(Path(self.cache_dir) if self.cache_dir else default_cache_dir())
 
-    def timelines(self, labels: pl.DataFrame) -> list[SerializedTimeline]:
+    def timelines(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+                  executor: Executor | None = None) -> list[SerializedTimeline]:
         """The serialized timelines of ``labels`` (what the encoder reads)."""
-        return self._serializer().serialize(labels)
+        return self.serializer_.serialize(labels, source=source, executor=executor)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings of already-serialized texts (through the cache)."""
@@ -115,8 +116,9 @@ class TextFeaturizer(BaseEstimator, TransformerMixin):
         self.stats_ = self.stats_.add(stats, 0)
         return X
 
-    def transform(self, labels: pl.DataFrame) -> np.ndarray:
-        timelines = self.timelines(labels)
+    def transform(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+                  executor: Executor | None = None) -> np.ndarray:
+        timelines = self.timelines(labels, source=source, executor=executor)
         X, stats = embed_texts([t.text for t in timelines], self.encoder_, self._store())
         self.stats_ = self.stats_.add(stats, sum(1 for t in timelines if any(n for _, n in t.truncated)))
         return X

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ehrpredict import schema as S
 from ehrpredict.age import age_in_years
 from ehrpredict.dataset import shard_files
 from ehrpredict.errors import DataError
+from ehrpredict.executor import Executor, local
 from ehrpredict.tasks import episodes as EP
 from ehrpredict.tasks.spec import CodeSet, Predicate, TaskSpec, WindowEnd
 
@@ -349,23 +351,30 @@ def _shard_events(path: Path, patterns: list[str]) -> tuple[pl.DataFrame, pl.Dat
     return frame.filter(pl.col(S.CODE).str.contains(CodeSet(tuple(patterns)).regex())), last
 
 
+def _label_shard(specs: list[TaskSpec], patterns: list[str], path: Path
+                 ) -> list[tuple[pl.DataFrame, Counter[str]]]:
+    """One shard's labels and exclusion counts for every task in ``specs`` (the per-shard map)."""
+    events, last = _shard_events(path, patterns)
+    return [label_events(spec, events, last) for spec in specs]
+
+
 def label_dataset(dataset: str | Path, spec: TaskSpec) -> LabelResult:
     """Label every shard of a MEDS dataset for ``spec``; see the module docstring."""
     return label_many(dataset, [spec])[spec.name]
 
 
-def label_many(dataset: str | Path, specs: list[TaskSpec]) -> dict[str, LabelResult]:
-    """Label several tasks in one pass: each shard is read once for all of them."""
+def label_many(dataset: str | Path, specs: list[TaskSpec], executor: Executor | None = None
+               ) -> dict[str, LabelResult]:
+    """Label several tasks in one pass: each shard is read once for all of them (through ``executor``,
+    one shard at a time by default)."""
     root = Path(dataset)
     files = shard_files(root)
     splits = _splits(root)
     patterns = sorted({p for spec in specs for p in _needed_codes(spec)})
     parts: dict[str, list[pl.DataFrame]] = {spec.name: [] for spec in specs}
     excluded: dict[str, Counter[str]] = {spec.name: Counter() for spec in specs}
-    for path in files:
-        events, last = _shard_events(path, patterns)
-        for spec in specs:
-            labels, dropped = label_events(spec, events, last)
+    for per_task in (executor or local()).map(partial(_label_shard, specs, patterns), files):
+        for spec, (labels, dropped) in zip(specs, per_task, strict=True):
             parts[spec.name].append(labels)
             excluded[spec.name].update(dropped)
     results = {}

@@ -26,9 +26,9 @@ the oldest lines first (demographics are never cut) and records what it cut
 (:mod:`ehrpredict.text.budget`). ``SERIALIZER_VERSION`` changes whenever the text for the same
 input changes.
 
-    >>> serializer = TimelineSerializer("out/meds", SerializerConfig(max_tokens=256))  # doctest: +SKIP
-    >>> serializer.fit(train_labels)                                                   # doctest: +SKIP
-    >>> print(serializer.serialize(labels)[0].text)                                    # doctest: +SKIP
+    >>> serializer = TimelineSerializer(SerializerConfig(max_tokens=256))              # doctest: +SKIP
+    >>> serializer.fit(train_labels, source="out/meds")                                # doctest: +SKIP
+    >>> print(serializer.serialize(labels, source="out/meds")[0].text)                 # doctest: +SKIP
 
 Lab flags: MIMIC-IV records only whether a lab value was flagged (``LAB_FLAG//<itemid>//abnormal``,
 kept by ingestion) and no reference ranges, so a value shows the flag it has, ``normal`` when its
@@ -37,24 +37,26 @@ item carries flags in the fitted rows' histories but this value was not flagged,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from ehrpredict import schema as S
-from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError, DataError, SchemaError
 from ehrpredict.events.cutoff import (
     DEFAULT_CODING_DELAY,
     KNOWN_AT,
     PREDICTION_TIME,
     ROW_INDEX,
-    coding_delay,
+    coding_delay_for,
     events_at_or_before,
 )
+from ehrpredict.events.source import EventSource, ShardRef, as_source
+from ehrpredict.executor import Executor, local
 from ehrpredict.tasks.spec import parse_duration
 from ehrpredict.text.budget import _DROP, _J, _SEC, approx_tokens, drop_by_length, drop_by_tokenizer
 from ehrpredict.text.sections import (
@@ -196,20 +198,22 @@ class SerializerConfig:
 
 
 class _Vocabulary:
-    """Descriptions from ``metadata/codes.parquet`` (none for a MEDS dataset without it: raw codes)."""
+    """Descriptions of codes (from a source's code dictionary; none for a MEDS dataset without one:
+    raw codes are shown)."""
 
-    def __init__(self, root: Path) -> None:
-        path = root / S.CODES_FILE
-        codes = pl.DataFrame(schema={S.CODE: pl.String, S.DESCRIPTION: pl.String})
-        if path.exists():
-            available = pl.read_parquet_schema(path)
-            codes = pl.read_parquet(path, columns=[c for c in codes.columns if c in available])
-        if S.DESCRIPTION not in codes.columns:
-            codes = codes.with_columns(pl.lit(None, pl.String).alias(S.DESCRIPTION))
+    def __init__(self, codes: pl.DataFrame) -> None:
         blank = pl.col(S.DESCRIPTION).str.strip_chars() == ""
         self.codes = codes.select(
             S.CODE, pl.when(blank).then(None).otherwise(pl.col(S.DESCRIPTION)).alias(S.DESCRIPTION),
         ).unique(S.CODE, keep="first")
+
+    def extended(self, codes: pl.DataFrame) -> _Vocabulary:
+        """These descriptions, plus those of ``codes`` for codes described there and not here."""
+        other = _Vocabulary(codes).codes.drop_nulls(S.DESCRIPTION)
+        described = self.codes.drop_nulls(S.DESCRIPTION)
+        if other.is_empty() or other.join(described, on=S.CODE, how="anti").is_empty():
+            return self
+        return _Vocabulary(pl.concat([described, other.join(described, on=S.CODE, how="anti")]))
 
     def table(self, codes: pl.Series, selection: ItemSelection | None) -> pl.DataFrame:
         """One row per distinct code of a shard: integer id (rank of the code), kind, description (or
@@ -256,29 +260,30 @@ def _label_rows(labels: pl.DataFrame) -> pl.DataFrame:
 class TimelineSerializer:
     """Serialize the timelines of label rows (``subject_id``, ``prediction_time``) of a MEDS dataset.
 
-    ``fit`` learns which lab and vital items to show from the rows it is given (the train split's);
-    ``selection`` passes a selection fitted before instead (:class:`~ehrpredict.features.text.TextFeaturizer`
-    keeps one). ``count_tokens`` measures the token budget; default :func:`approx_tokens`. Shards are
-    read one at a time (only the label rows' subjects) and every section is aggregated in polars per shard.
+    ``fit`` learns which lab and vital items to show from the rows it is given (the train split's), and
+    keeps the code descriptions and billing vocabularies of its source: the fitted serializer holds no
+    path, and serializes rows of any :class:`~ehrpredict.events.source.EventSource`. ``count_tokens``
+    measures the token budget; default :func:`approx_tokens`. Shards are read one at a time (only the
+    label rows' subjects) and every section is aggregated in polars per shard.
     """
 
-    def __init__(self, dataset: str | Path, config: SerializerConfig = SerializerConfig(),
-                 count_tokens: Callable[[str], int] | None = None, selection: ItemSelection | None = None) -> None:
+    def __init__(self, config: SerializerConfig = SerializerConfig(),
+                 count_tokens: Callable[[str], int] | None = None) -> None:
         if not isinstance(config, SerializerConfig):
             raise ConfigError(f"expected a SerializerConfig, got {type(config).__name__}")
-        self.dataset = Path(dataset)
         self.config = config
         self.count_tokens = count_tokens or approx_tokens
-        self._files = shard_files(self.dataset)
-        self._vocab = _Vocabulary(self.dataset)
         self._columns = [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.TEXT_VALUE]
-        self._coding_delay = coding_delay(self.dataset, parse_duration(config.coding_delay, "coding_delay"))
-        if selection is not None:
-            self.selection_ = selection
 
-    def fit(self, labels: pl.DataFrame, y: object = None) -> TimelineSerializer:
+    def fit(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+            executor: Executor | None = None) -> TimelineSerializer:
         """Learn the lab and vital items to show: per section the ``4 * max_items`` with the most values
-        in ``labels``' histories (events at or before their prediction times), and which labs carry flags."""
+        in ``labels``' histories (events at or before their prediction times), and which labs carry flags.
+        Also kept: the code descriptions of ``source`` and its vocabularies coded after discharge."""
+        source = as_source(source)
+        self.vocabulary_ = _Vocabulary(source.codes())
+        self.coding_delay_ = coding_delay_for(source.metadata(), parse_duration(self.config.coding_delay,
+                                                                                "coding_delay"))
         rows = _label_rows(labels)
         if rows.is_empty():
             raise DataError("expected label rows to learn which labs and vitals to show (the train split's), got none")
@@ -287,52 +292,70 @@ class TimelineSerializer:
         latest = rows.group_by(S.SUBJECT_ID).agg(pl.col(PREDICTION_TIME).max()).sort(S.SUBJECT_ID).with_columns(
             pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_INDEX))
         valued = (pl.col(_KIND) == FLAG) | pl.any_horizontal(pl.col(S.NUMERIC_VALUE, S.TEXT_VALUE).is_not_null())
-        counts = []
-        for _, events, shard_rows in self._shards(latest):
-            table = self._vocab.table(events.get_column(S.CODE), selection=None)
-            known = self._known(self._coded(events, table, [VITAL, LAB, FLAG]).filter(valued), shard_rows)
-            counts.append(count_items(known, table))
+        counts = [c for c in (executor or local()).map(partial(self._count_shard, source, latest, valued),
+                                                          source.shards()) if c is not None]
         self.selection_ = select_items(counts, rows.height, candidates=4 * self.config.max_items)
         return self
 
-    def texts(self, labels: pl.DataFrame) -> list[str]:
-        return [timeline.text for timeline in self.serialize(labels)]
+    def _count_shard(self, source: EventSource, rows: pl.DataFrame, valued: pl.Expr,
+                     shard: ShardRef) -> pl.DataFrame | None:
+        read = self._read(source, rows, shard)
+        if read is None:
+            return None
+        events, shard_rows = read
+        table = self.vocabulary_.table(events.get_column(S.CODE), selection=None)
+        known = self._known(self._coded(events, table, [VITAL, LAB, FLAG]).filter(valued), shard_rows)
+        return count_items(known, table)
 
-    def serialize(self, labels: pl.DataFrame, progress: Callable[[int], None] | None = None
-                  ) -> list[SerializedTimeline]:
-        """One timeline per label row, in the labels' order. ``progress`` gets the number done so far."""
+    def texts(self, labels: pl.DataFrame, *, source: EventSource | str | Path) -> list[str]:
+        return [timeline.text for timeline in self.serialize(labels, source=source)]
+
+    def serialize(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
+                  progress: Callable[[int], None] | None = None,
+                  executor: Executor | None = None) -> list[SerializedTimeline]:
+        """One timeline per label row, in the labels' order. ``progress`` gets the number done so far.
+        Codes are described as in the dictionary the serializer was fitted with, and as in ``source``'s
+        own dictionary for codes that one lacks."""
         if not hasattr(self, "selection_"):
             raise ConfigError("expected a fitted TimelineSerializer (call fit with the train split's label rows "
                               "first: it learns which labs and vitals to show), got an unfitted one")
+        source = as_source(source)
+        vocabulary = self.vocabulary_.extended(source.codes())
         rows = _label_rows(labels)
         done: list[SerializedTimeline | None] = [None] * rows.height
         n_done = 0
-        for path, events, shard_rows in self._shards(rows):
-            for row, timeline in self._serialize_shard(events, shard_rows):
+        work = partial(self._serialize_from, source, rows, vocabulary)
+        for shard, serialized in zip(source.shards(), (executor or local()).map(work, source.shards()), strict=True):
+            for row, timeline in serialized:
                 if done[row] is not None:
                     raise DataError(f"expected each subject in one shard, got subject {timeline.subject_id} "
-                                    f"in several (one is {path})")
+                                    f"in several (one is {shard})")
                 done[row] = timeline
-            n_done += shard_rows.height
-            if progress is not None:
+                n_done += 1
+            if progress is not None and serialized:
                 progress(n_done)
         missing = rows.filter(pl.Series([t is None for t in done], dtype=pl.Boolean))
         if not missing.is_empty():  # subjects without any event: demographics only ("Age: unknown")
             no_events = pl.DataFrame(schema={c: S.EVENT_SCHEMA[c] for c in self._columns})
-            for row, timeline in self._serialize_shard(no_events, missing):
+            for row, timeline in self._serialize_shard(no_events, missing, vocabulary):
                 done[row] = timeline
             if progress is not None:
                 progress(rows.height)
         return [t for t in done if t is not None]
 
-    def _shards(self, rows: pl.DataFrame) -> Iterator[tuple[Path, pl.DataFrame, pl.DataFrame]]:
-        """Per shard holding some of ``rows``' subjects: its path, their events and their label rows."""
-        subjects = rows.get_column(S.SUBJECT_ID).unique().implode()
-        for path in self._files:
-            events = pl.scan_parquet(path).select(self._columns).filter(pl.col(S.SUBJECT_ID).is_in(subjects)).collect()
-            if not events.is_empty():
-                events = self._coding_delay.apply(events)  # before codes become ids: it reads the code
-                yield path, events, rows.join(events.select(S.SUBJECT_ID).unique(), on=S.SUBJECT_ID, how="semi")
+    def _read(self, source: EventSource, rows: pl.DataFrame, shard: ShardRef
+              ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """The events of ``rows``' subjects in ``shard`` and their label rows (None: no such subject)."""
+        events = source.read(shard, self._columns, rows.get_column(S.SUBJECT_ID).unique())
+        if events.is_empty():
+            return None
+        events = self.coding_delay_.apply(events)  # before codes become ids: it reads the code
+        return events, rows.join(events.select(S.SUBJECT_ID).unique(), on=S.SUBJECT_ID, how="semi")
+
+    def _serialize_from(self, source: EventSource, rows: pl.DataFrame, vocabulary: _Vocabulary,
+                        shard: ShardRef) -> list[tuple[int, SerializedTimeline]]:
+        read = self._read(source, rows, shard)
+        return [] if read is None else self._serialize_shard(*read, vocabulary)
 
     @staticmethod
     def _coded(events: pl.DataFrame, table: pl.DataFrame, kinds: list[int] | None) -> pl.DataFrame:
@@ -352,8 +375,9 @@ class TimelineSerializer:
         ``serialize`` both go through here."""
         return events_at_or_before(events, rows)
 
-    def _serialize_shard(self, events: pl.DataFrame, rows: pl.DataFrame) -> list[tuple[int, SerializedTimeline]]:
-        table = self._vocab.table(events.get_column(S.CODE), self.selection_)
+    def _serialize_shard(self, events: pl.DataFrame, rows: pl.DataFrame, vocabulary: _Vocabulary
+                         ) -> list[tuple[int, SerializedTimeline]]:
+        table = vocabulary.table(events.get_column(S.CODE), self.selection_)
         known = self._known(self._coded(events, table, self._wanted_kinds()), rows)
         return self._assemble(known, rows, table)
 
@@ -430,7 +454,8 @@ def serialize_subject(dataset: str | Path, task: str | Path, subject_id: int,
                         f"has no label rows for task {spec.name} (the task has {n:,} label row{'s' * (n != 1)} "
                         f"from {labels.get_column(S.SUBJECT_ID).n_unique():,} subjects on {dataset})")
     train = _train_rows(Path(dataset), labels, spec.name)
-    return TimelineSerializer(dataset, config, count_tokens=count_tokens).fit(train).serialize(mine)
+    serializer = TimelineSerializer(config, count_tokens=count_tokens).fit(train, source=dataset)
+    return serializer.serialize(mine, source=dataset)
 
 
 def _train_rows(dataset: Path, labels: pl.DataFrame, task: str) -> pl.DataFrame:

@@ -29,10 +29,11 @@ def dataset(root: Path) -> Path:
 
 def test_counts_and_values_per_window(tmp_path: Path) -> None:
     labels = pl.DataFrame({S.SUBJECT_ID: [1, 2], "prediction_time": [PRED, PRED]})
-    f = CountsFeaturizer(dataset(tmp_path), windows=("7d", "all"), min_count=2).fit(labels)
+    root = dataset(tmp_path)
+    f = CountsFeaturizer(windows=("7d", "all"), min_count=2).fit(labels, source=root)
     # RARE//x and GENDER//F occur for one row only: below min_count 2, not in the vocabulary
     assert all(name.startswith("LAB//50912//mg/dL|") for name in f.feature_names_)
-    X = dict(zip(f.feature_names_, f.transform(labels).toarray().T, strict=True))
+    X = dict(zip(f.feature_names_, f.transform(labels, source=root).toarray().T, strict=True))
     cr = "LAB//50912//mg/dL"
     assert list(X[f"{cr}|7d|count"]) == [2.0, 0.0]
     assert list(X[f"{cr}|all|count"]) == [3.0, 1.0]
@@ -49,8 +50,8 @@ def test_rollup_adds_parent_codes(tmp_path: Path) -> None:
                           S.PARENT_CODES: [["LAB//50912"], [], []]})
     codes.write_parquet(root / S.CODES_FILE)
     labels = pl.DataFrame({S.SUBJECT_ID: [1, 2], "prediction_time": [PRED, PRED]})
-    f = CountsFeaturizer(root, windows=("all",), min_count=2, rollup=True).fit(labels)
-    X = dict(zip(f.feature_names_, f.transform(labels).toarray().T, strict=True))
+    f = CountsFeaturizer(windows=("all",), min_count=2, rollup=True).fit(labels, source=root)
+    X = dict(zip(f.feature_names_, f.transform(labels, source=root).toarray().T, strict=True))
     assert list(X["LAB//50912|all|count"]) == [3.0, 1.0]  # the item, whatever the unit
 
 
@@ -74,8 +75,8 @@ def _billing_dataset(root: Path, coded_after_discharge: list[str] | None = None)
 
 def _all_counts(root: Path, **params: str) -> dict[str, float]:
     labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PRED]})
-    f = CountsFeaturizer(root, windows=("all",), min_count=1, **params).fit(labels)
-    values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+    f = CountsFeaturizer(windows=("all",), min_count=1, **params).fit(labels, source=root)
+    values = dict(zip(f.feature_names_, f.transform(labels, source=root).toarray()[0], strict=True))
     return {name.split("|")[0]: v for name, v in values.items() if name.endswith("|count")}
 
 
@@ -107,7 +108,7 @@ def test_last_value_does_not_depend_on_the_order_of_simultaneous_events(tmp_path
                                            S.NUMERIC_VALUE: pl.Float32}, orient="row")
         (tmp_path / name / "data").mkdir(parents=True)
         pq.write_table(frame.to_arrow(), tmp_path / name / "data" / "0.parquet")
-        f = CountsFeaturizer(tmp_path / name, windows=("all",), min_count=1).fit(labels)
-        values = dict(zip(f.feature_names_, f.transform(labels).toarray()[0], strict=True))
+        f = CountsFeaturizer(windows=("all",), min_count=1).fit(labels, source=tmp_path / name)
+        values = dict(zip(f.feature_names_, f.transform(labels, source=tmp_path / name).toarray()[0], strict=True))
         lasts.append(round(float(values["LAB//50971//mEq/L|all|last"]), 4))
     assert lasts == [5.9, 5.9]

@@ -45,9 +45,10 @@ def labels(*subjects: int) -> pl.DataFrame:
 
 
 def test_the_texts_show_the_labs_of_the_rows_it_was_fitted_on(tmp_path: Path) -> None:
-    featurizer = TextFeaturizer(dataset(tmp_path), serializer=SerializerConfig(max_items=1), max_tokens=256,
-                                cache=False).fit(labels(1, 2))
-    [timeline] = featurizer.timelines(labels(5))
+    root = dataset(tmp_path)
+    featurizer = TextFeaturizer(serializer=SerializerConfig(max_items=1), max_tokens=256,
+                                cache=False).fit(labels(1, 2), source=root)
+    [timeline] = featurizer.timelines(labels(5), source=root)
     assert timeline.text == "## Demographics\n- Age: unknown\n\n## Lab results\n- Creatinine: 1.1 (2 hours before)"
     described = featurizer.describe()
     assert described["selection"] == {"n_rows": 2, "vitals": {}, "labs": {"LAB//50912//mg/dL": 2},

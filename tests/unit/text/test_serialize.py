@@ -31,7 +31,9 @@ from hypothesis import strategies as st
 
 from ehrpredict import schema as S
 from ehrpredict.cli import main
+from ehrpredict.dataset import shard_files
 from ehrpredict.errors import ConfigError, DataError, SchemaError
+from ehrpredict.events.source import InMemoryEvents
 from ehrpredict.text.serialize import (
     FORMATS,
     SERIALIZER_VERSION,
@@ -141,11 +143,26 @@ def labels(*rows: tuple[int, datetime]) -> pl.DataFrame:
                         schema={S.SUBJECT_ID: pl.Int64, "prediction_time": pl.Datetime("us")})
 
 
+class Fitted:
+    """A fitted serializer and the dataset it serializes rows of."""
+
+    def __init__(self, serializer: TimelineSerializer, root: Path) -> None:
+        self.serializer, self.root = serializer, root
+        self.selection_ = serializer.selection_
+
+    def serialize(self, rows: pl.DataFrame, progress: Callable[[int], None] | None = None
+                  ) -> list[SerializedTimeline]:
+        return self.serializer.serialize(rows, source=self.root, progress=progress)
+
+    def texts(self, rows: pl.DataFrame) -> list[str]:
+        return self.serializer.texts(rows, source=self.root)
+
+
 def fitted(root: Path, config: SerializerConfig | None = None, count_tokens: Callable[[str], int] | None = None,
-           train: pl.DataFrame | None = None) -> TimelineSerializer:
+           train: pl.DataFrame | None = None) -> Fitted:
     """A serializer fitted on ``train``; by default on subject 1 at PRED, the row most tests serialize."""
-    serializer = TimelineSerializer(root, config or SerializerConfig(), count_tokens)
-    return serializer.fit(labels((1, PRED)) if train is None else train)
+    serializer = TimelineSerializer(config or SerializerConfig(), count_tokens)
+    return Fitted(serializer.fit(labels((1, PRED)) if train is None else train, source=root), root)
 
 
 @pytest.fixture
@@ -261,12 +278,14 @@ def test_a_value_counts_once_however_many_fitted_rows_see_it(tmp_path: Path) -> 
 
 def test_serializing_needs_a_fit_on_some_rows(dataset: Path) -> None:
     with pytest.raises(ConfigError, match="expected a fitted TimelineSerializer"):
-        TimelineSerializer(dataset).serialize(labels((1, PRED)))
+        TimelineSerializer().serialize(labels((1, PRED)), source=dataset)
     with pytest.raises(DataError, match="expected label rows to learn which labs and vitals to show"):
-        TimelineSerializer(dataset).fit(labels())
-    fitted_before = fitted(dataset).selection_
-    again = TimelineSerializer(dataset, SerializerConfig(max_tokens=4096), selection=fitted_before)
-    assert again.texts(labels((1, PRED))) == [MARKDOWN_1]
+        TimelineSerializer().fit(labels(), source=dataset)
+    # what it learned is kept: the fitted serializer writes the same text from events held in memory,
+    # with no code dictionary of their own (the descriptions are the fitted ones)
+    serializer = fitted(dataset, SerializerConfig(max_tokens=4096)).serializer
+    events = InMemoryEvents(pl.read_parquet(shard_files(dataset)))
+    assert serializer.texts(labels((1, PRED)), source=events) == [MARKDOWN_1]
 
 
 def test_without_code_metadata_every_code_is_raw(tmp_path: Path) -> None:
@@ -400,7 +419,7 @@ def test_bad_labels_and_datasets_fail_clearly(dataset: Path, tmp_path: Path) -> 
     with pytest.raises(DataError, match="expected no nulls"):
         serializer.serialize(labels((1, PRED)).with_columns(pl.lit(None, pl.Datetime("us")).alias("prediction_time")))
     with pytest.raises(DataError, match="got no shards"):
-        TimelineSerializer(tmp_path / "nothing")
+        serializer.serializer.serialize(labels((1, PRED)), source=tmp_path / "nothing")
     assert serializer.serialize(labels()) == []
     assert SERIALIZER_VERSION == "1.1"
 

@@ -1,0 +1,225 @@
+"""`ehrpredict benchmark`: labels → features → heads → evaluation, for every task × representation × head.
+
+Writes ``RUN_DIR/report.json`` (metrics with patient-level bootstrap CIs, paired ΔAUROC with Holm
+correction, a label-shuffle control, the oracle's AUROC on synthetic data, n and prevalence per split,
+timings, and what makes the run reproducible) and ``RUN_DIR/report.html`` (self-contained).
+
+Every model is fitted by :func:`~ehrpredict.pipeline.fit_pipeline` (representations come from the
+registry in :mod:`ehrpredict.features.registry`); what differs by label type is only how a fitted
+pipeline is evaluated (:mod:`ehrpredict.experiments.evaluate`). Binary tasks get every
+representation × head (lr, lgbm) with subgroup tables (sex, age band, race/ethnicity, insurance) and,
+with ``few_shot``, the EHRSHOT few-shot protocol; regression tasks get ridge / LightGBM regressors
+(MAE, RMSE, R²); multilabel tasks a one-vs-rest logistic regression on counts. Other label types
+(time-to-event) are listed in the report as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ehrpredict import __version__
+from ehrpredict import schema as S
+from ehrpredict.dataset import dataset_fingerprint
+from ehrpredict.errors import ConfigError
+from ehrpredict.evaluation import holm
+from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
+from ehrpredict.events.source import ParquetEvents
+from ehrpredict.executor import Executor
+from ehrpredict.experiments.evaluate import EVALUATORS, Evaluation
+from ehrpredict.experiments.oracle import load_oracle
+from ehrpredict.features.registry import REPRESENTATIONS, TEXT_FORMATS, RepresentationSettings
+from ehrpredict.ingest.output import write_json
+from ehrpredict.models.heads import HEADS
+from ehrpredict.pipeline import TaskData, fit_pipeline
+from ehrpredict.tasks.labeler import label_many
+from ehrpredict.tasks.spec import TaskSpec, load_library, load_task, parse_duration
+
+Progress = Callable[[str], None]
+MULTILABEL_MODELS = (("counts", "lr"),)  # one-vs-rest logistic regression on counts
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    dataset: Path
+    out: Path
+    tasks: tuple[str, ...] = ("all",)
+    representations: tuple[str, ...] = ("counts",)
+    heads: tuple[str, ...] = ("lgbm", "lr")
+    n_boot: int = 1000
+    seed: int = 0
+    min_count: int = 5
+    few_shot: bool = False
+    shuffle_permutations: int = 5  # label-shuffle control replicates
+    # Billing codes are usable by features this long after their time (discharge); "0" is the
+    # optimistic setting where a stay's codes are known the moment it ends. See events/cutoff.py.
+    coding_delay: str = DEFAULT_CODING_DELAY
+    # text representation
+    text_format: str = "markdown"
+    text_max_tokens: int | None = None  # None: sized to the encoder
+    include_notes: bool = True
+    encoder: str = "sentence-transformers"  # or "openai"
+    encoder_model: str = "all-MiniLM-L6-v2"
+    encoder_url: str | None = None
+    encoder_instruction: str = ""
+    cache_dir: Path | None = None  # None: $EHRPREDICT_CACHE/embeddings or ~/.cache/ehrpredict/embeddings
+
+    def __post_init__(self) -> None:
+        if self.text_format not in TEXT_FORMATS:
+            raise ConfigError(f"expected --text-format in {list(TEXT_FORMATS)}, got {self.text_format!r}")
+        unknown = [r for r in self.representations if r not in REPRESENTATIONS]
+        if unknown:
+            raise ConfigError(f"expected representations from {list(REPRESENTATIONS)}, got {unknown}")
+        unknown = [h for h in self.heads if h not in HEADS]
+        if unknown:
+            raise ConfigError(f"expected heads from {list(HEADS)}, got {unknown}")
+        if self.shuffle_permutations < 1:
+            raise ConfigError(f"expected --shuffle-permutations >= 1, got {self.shuffle_permutations}")
+        if self.n_boot < 10:
+            raise ConfigError(f"expected --bootstrap >= 10, got {self.n_boot}")
+        parse_duration(self.coding_delay, "--coding-delay")
+
+    def settings(self) -> RepresentationSettings:
+        """What the representations read from this config."""
+        from ehrpredict.text.encoders import EncoderConfig
+
+        encoder = EncoderConfig(kind=self.encoder, model=self.encoder_model, url=self.encoder_url,
+                                instruction=self.encoder_instruction)
+        return RepresentationSettings(min_count=self.min_count, coding_delay=self.coding_delay,
+                                      text_format=self.text_format, text_max_tokens=self.text_max_tokens,
+                                      include_notes=self.include_notes, encoder=encoder, cache_dir=self.cache_dir)
+
+
+@dataclass
+class _TaskOutcome:
+    task: str
+    status: str = "done"
+    reason: str = ""
+    splits: dict[str, dict[str, float]] = field(default_factory=dict)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    oracle: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+def _specs(names: tuple[str, ...]) -> list[TaskSpec]:
+    if names == ("all",):
+        return load_library()
+    return [load_task(n) for n in names]
+
+
+class _Progress:
+    """Numbered progress lines with elapsed time: ``[3/12 12.4 s] readmission_30d counts/lgbm: ...``."""
+
+    def __init__(self, say: Progress, total: int) -> None:
+        self.say, self.total, self.done, self.start = say, total, 0, time.perf_counter()
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        self.note(message)
+
+    def note(self, message: str) -> None:
+        self.say(f"[{self.done}/{self.total} {time.perf_counter() - self.start:.1f} s] {message}")
+
+
+def _models(spec: TaskSpec, config: BenchmarkConfig) -> list[tuple[str, str]]:
+    """(representation, head) pairs a task is benchmarked with."""
+    if spec.label_type == "multilabel":
+        return list(MULTILABEL_MODELS)
+    return [(r, h) for r in config.representations for h in config.heads]
+
+
+def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None,
+                  executor: Executor | None = None) -> dict[str, Any]:
+    """Run the benchmark and write the report files; returns the report."""
+    start = time.perf_counter()
+    specs = _specs(config.tasks)
+    bar = _Progress(progress or (lambda message: None), sum(len(_models(s, config)) for s in specs
+                                                            if s.label_type in EVALUATORS))
+    bar.note(f"labeling {len(specs)} task(s)")
+    labeled = label_many(config.dataset, specs, executor=executor)
+    source = ParquetEvents(Path(config.dataset))
+    splits = source.splits()
+    oracle = load_oracle(Path(config.dataset))
+    settings = config.settings()
+    outcomes = []
+    for spec in specs:
+        data = TaskData.from_splits(source, labeled[spec.name].labels, splits, settings, executor)
+        outcomes.append(_run_task(spec, data, oracle, config, bar))
+    _holm_adjust(outcomes)
+    report = {
+        "ehrpredict_version": __version__,
+        "created_by": "ehrpredict benchmark",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "dataset": {"path": str(config.dataset), "fingerprint": dataset_fingerprint(config.dataset)},
+        "environment": _environment(),
+        "seconds": round(time.perf_counter() - start, 1),
+        "tasks": [asdict(o) for o in outcomes],
+    }
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_json(config.out / "report.json", report)
+    from ehrpredict.evaluation.html import render_report
+
+    html = config.out / "report.html"
+    tmp = html.with_name(".report.html.tmp")
+    tmp.write_text(render_report(report))
+    tmp.replace(html)
+    return report
+
+
+def _run_task(spec: TaskSpec, data: TaskData, oracle: pl.DataFrame | None, config: BenchmarkConfig,
+              bar: _Progress) -> _TaskOutcome:
+    """Every (representation, head) of the task through ``fit_pipeline``, evaluated for its label type."""
+    outcome = _TaskOutcome(spec.name)
+    start = time.perf_counter()
+    if spec.label_type not in EVALUATORS:
+        outcome.status, outcome.reason = "skipped", f"{spec.label_type} tasks are not benchmarked yet"
+        bar.note(f"{spec.name}: skipped ({outcome.reason})")
+        return outcome
+    evaluation: Evaluation = EVALUATORS[spec.label_type](spec, data, config)
+    outcome.splits = evaluation.splits()
+    reason = evaluation.skip_reason()
+    if reason is not None:
+        outcome.status, outcome.reason = "skipped", reason
+        bar.note(f"{spec.name}: skipped ({reason})")
+        outcome.seconds = round(time.perf_counter() - start, 1)
+        return outcome
+    featurized = set()
+    for representation, head in _models(spec, config):
+        if representation not in featurized:  # featurized once per task, shared by its heads
+            bar.note(f"{spec.name}: featurizing ({representation})")
+            data.matrix(representation, S.TRAIN)
+            featurized.add(representation)
+        bar.step(f"{spec.name} {representation}/{head}: training and evaluating")
+        t = time.perf_counter()
+        pipeline = fit_pipeline(spec, representation, head, data, seed=config.seed)
+        outcome.models.append(evaluation.evaluate(pipeline, started=t))
+    outcome.comparisons = evaluation.comparisons()
+    if oracle is not None:
+        outcome.oracle = evaluation.oracle(oracle)
+    outcome.seconds = round(time.perf_counter() - start, 1)
+    return outcome
+
+
+def _holm_adjust(outcomes: list[_TaskOutcome]) -> None:
+    comparisons = [c for o in outcomes for c in o.comparisons]
+    for c, adjusted in zip(comparisons, holm([c["p_value"] for c in comparisons]), strict=True):
+        c["p_value_holm"] = adjusted
+
+
+def _environment() -> dict[str, str]:
+    packages = ("polars", "pyarrow", "numpy", "scikit-learn", "lightgbm", "scipy", "meds")
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"python": platform.python_version(), "platform": platform.platform(), **versions}
