@@ -37,6 +37,17 @@ _EXPORTS: dict[str, str] = {
     # features: labels → matrices (scikit-learn transformers)
     "CountsFeaturizer": "ehrpredict.features.counts",
     "TextFeaturizer": "ehrpredict.features.text",
+    # where featurizers read events, and where per-shard work runs
+    "EventSource": "ehrpredict.events.source",
+    "ParquetEvents": "ehrpredict.events.source",
+    "InMemoryEvents": "ehrpredict.events.source",
+    "Executor": "ehrpredict.executor",
+    "LocalExecutor": "ehrpredict.executor",
+    # representations and the one training path
+    "RepresentationSettings": "ehrpredict.features.registry",
+    "TaskData": "ehrpredict.pipeline",
+    "fit_pipeline": "ehrpredict.pipeline",
+    "FittedPipeline": "ehrpredict.pipeline",
     # benchmark: representations × heads on one dataset and task
     "BenchmarkConfig": "ehrpredict.experiments.benchmark",
     "run_benchmark": "ehrpredict.experiments.benchmark",
@@ -58,16 +69,25 @@ __all__ = [
     "DatasetInfo",
     "EhrPredictError",
     "EncoderError",
+    "EventSource",
+    "Executor",
+    "FittedPipeline",
+    "InMemoryEvents",
     "IngestConfig",
     "IngestResult",
     "LabelResult",
     "LeakageError",
+    "LocalExecutor",
+    "ParquetEvents",
+    "RepresentationSettings",
     "SchemaError",
+    "TaskData",
     "TaskSpec",
     "TextFeaturizer",
     "__version__",
     "dataset_fingerprint",
     "dataset_info",
+    "fit_pipeline",
     "ingest_mimic4",
     "label_dataset",
     "label_many",
@@ -80,11 +100,15 @@ __all__ = [
 if TYPE_CHECKING:  # the real types for mypy and editors; at runtime __getattr__ loads them
     from ehrpredict.dataset import DatasetInfo, dataset_fingerprint, dataset_info
     from ehrpredict.errors import ConfigError, DataError, EhrPredictError, EncoderError, LeakageError, SchemaError
+    from ehrpredict.events.source import EventSource, InMemoryEvents, ParquetEvents
+    from ehrpredict.executor import Executor, LocalExecutor
     from ehrpredict.experiments.benchmark import BenchmarkConfig, run_benchmark
     from ehrpredict.features.counts import CountsFeaturizer
+    from ehrpredict.features.registry import RepresentationSettings
     from ehrpredict.features.text import TextFeaturizer
     from ehrpredict.ingest.meds_input import normalize_meds
     from ehrpredict.ingest.mimic4 import IngestConfig, IngestResult, ingest_mimic4
+    from ehrpredict.pipeline import FittedPipeline, TaskData, fit_pipeline
     from ehrpredict.tasks.labeler import LabelResult, label_dataset, label_many
     from ehrpredict.tasks.spec import TaskSpec, load_task, parse_task
 

@@ -3,8 +3,6 @@ on disk and from their events held in memory (what an API request carries) get i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest

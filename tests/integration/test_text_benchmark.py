@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from ehrpredict import schema as S
 from ehrpredict.cli import main
+from ehrpredict.events.source import InMemoryEvents, ParquetEvents
 from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
 from ehrpredict.features.registry import RepresentationSettings
 from ehrpredict.ingest.mimic4 import ingest_mimic4
@@ -90,6 +92,19 @@ def test_section_occlusion_explains_a_held_out_prediction(dataset: Path, cache: 
     assert [abs(i.delta) for i in result.items] == sorted((abs(i.delta) for i in result.items), reverse=True)
     lines = explain_occlusion(model, subject, by="line")
     assert len(lines.items) == sum(len(s.lines) for s in result.timeline.sections)
+
+
+def test_a_text_pipeline_scores_events_in_memory_as_on_disk(dataset: Path, cache: Path, runs: tuple) -> None:
+    settings = RepresentationSettings(text_max_tokens=int(BUDGET), cache_dir=cache)
+    model = fit_text_model(dataset, TASK, "counts+text", "lr", settings)
+    held_out = model.labels.filter(pl.col(S.SPLIT) == S.HELD_OUT).head(4).select(S.SUBJECT_ID, S.PREDICTION_TIME)
+    source = ParquetEvents(dataset)
+    subjects = held_out.get_column(S.SUBJECT_ID).unique()
+    events = pl.concat([source.read(shard, list(S.EVENT_COLUMNS), subjects) for shard in source.shards()])
+    # no code dictionary: the descriptions the text shows are the ones the featurizer learned
+    in_memory = InMemoryEvents(events)
+    np.testing.assert_array_equal(model.pipeline.predict_proba(source, held_out),
+                                  model.pipeline.predict_proba(in_memory, held_out))
 
 
 def test_explain_and_serialize_commands(dataset: Path, cache: Path, runs: tuple, tmp_path: Path,
