@@ -11,7 +11,6 @@ of the stay that is ending. A property test proves that events after the cutoff 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from ehrpredict import schema as S
+from ehrpredict.dataset import dataset_code_kinds
+from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS
 
 ROW_INDEX = "_label_row"  # position of the label row in the labels frame given to a featurizer
 PREDICTION_TIME = S.PREDICTION_TIME
@@ -29,9 +30,8 @@ KNOWN_AT = "_known_at"  # when an event became usable, where that differs from i
 # 7 days is a conservative bound. 0 reproduces the optimistic setting where codes are known at discharge.
 DEFAULT_CODING_DELAY = "7d"
 # Code vocabularies assigned by coders after discharge, when a dataset's metadata does not list its own
-# (``metadata/dataset.json``: ``{"ehrpredict": {"coded_after_discharge": [...]}}``).
-BILLING_VOCABULARIES = S.CODED_AFTER_DISCHARGE
-METADATA_KEY = "coded_after_discharge"
+# (``metadata/dataset.json``: ``{"ehrpredict": {"code_kinds": {"coded_after_discharge": [...]}}}``).
+BILLING_VOCABULARIES = DEFAULT_CODE_KINDS.coded_after_discharge
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,10 @@ class CodingDelay:
 
 
 def coding_delay(dataset: str | Path, delay: timedelta) -> CodingDelay:
-    """The delay for a dataset: its metadata's vocabularies coded after discharge, or the billing
-    vocabularies ehrpredict's own ingestion writes."""
-    path = Path(dataset) / S.DATASET_FILE
-    metadata = json.loads(path.read_text()) if path.exists() else {}
-    listed = metadata.get("ehrpredict", {}).get(METADATA_KEY)
-    return CodingDelay(delay, tuple(listed) if listed is not None else BILLING_VOCABULARIES)
+    """The delay for a dataset: the vocabularies coded after discharge of its code kinds
+    (:func:`~ehrpredict.vocab.kinds.code_kinds`: the billing vocabularies ehrpredict's own ingestion
+    writes unless its metadata lists others)."""
+    return CodingDelay(delay, dataset_code_kinds(dataset).coded_after_discharge)
 
 
 def events_at_or_before(events: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:

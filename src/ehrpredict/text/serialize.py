@@ -45,7 +45,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrpredict import schema as S
-from ehrpredict.dataset import shard_files
+from ehrpredict.dataset import dataset_code_kinds, shard_files
 from ehrpredict.errors import ConfigError, DataError, SchemaError
 from ehrpredict.events.cutoff import (
     DEFAULT_CODING_DELAY,
@@ -100,6 +100,7 @@ from ehrpredict.text.sections import (
     visits,
 )
 from ehrpredict.text.selection import ItemSelection, count_items, select_items
+from ehrpredict.vocab.kinds import CodeKinds
 
 # 1.1: the lab and vital items shown (and which labs read "normal") are learned on the fitted rows,
 # no longer taken from the whole dataset's code counts in codes.parquet.
@@ -196,9 +197,11 @@ class SerializerConfig:
 
 
 class _Vocabulary:
-    """Descriptions from ``metadata/codes.parquet`` (none for a MEDS dataset without it: raw codes)."""
+    """Descriptions from ``metadata/codes.parquet`` (none for a MEDS dataset without it: raw codes), and
+    which prefixes feed which section (the dataset's code kinds)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, kinds: CodeKinds) -> None:
+        self.kinds = kinds
         path = root / S.CODES_FILE
         codes = pl.DataFrame(schema={S.CODE: pl.String, S.DESCRIPTION: pl.String})
         if path.exists():
@@ -221,7 +224,7 @@ class _Vocabulary:
         table = table.join(self.codes, on=S.CODE, how="left").sort(_CID)
         parts = pl.col(S.CODE).str.split(S.CODE_SEPARATOR)
         table = table.with_columns(
-            code_kind().alias(_KIND),
+            code_kind(self.kinds).alias(_KIND),
             pl.coalesce(S.DESCRIPTION, S.CODE).alias(_DESC),
             parts.list.get(1, null_on_oob=True).alias(_ITEM),
             parts.list.get(2, null_on_oob=True).fill_null("flagged").alias(_FLAG),
@@ -270,7 +273,7 @@ class TimelineSerializer:
         self.config = config
         self.count_tokens = count_tokens or approx_tokens
         self._files = shard_files(self.dataset)
-        self._vocab = _Vocabulary(self.dataset)
+        self._vocab = _Vocabulary(self.dataset, dataset_code_kinds(self.dataset))
         self._columns = [S.SUBJECT_ID, S.TIME, S.CODE, S.NUMERIC_VALUE, S.TEXT_VALUE]
         self._coding_delay = coding_delay(self.dataset, parse_duration(config.coding_delay, "coding_delay"))
         if selection is not None:
