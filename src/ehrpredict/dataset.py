@@ -16,6 +16,7 @@ import polars as pl
 from ehrpredict import schema as S
 from ehrpredict.cachedir import cache_root
 from ehrpredict.errors import DataError
+from ehrpredict.vocab.kinds import CodeKinds, code_kinds
 
 FINGERPRINT_BLOCK = 1 << 20  # bytes read at a time: memory stays flat whatever a file's size
 
@@ -27,6 +28,26 @@ def shard_files(root: str | Path) -> list[Path]:
     if not files:
         raise DataError(f"expected a MEDS dataset with {root / S.DATA_DIR}/**/*.parquet, got no shards")
     return files
+
+
+def dataset_metadata(root: str | Path) -> dict[str, Any]:
+    """The content of ``metadata/dataset.json``; empty for a MEDS dataset without one."""
+    path = Path(root) / S.DATASET_FILE
+    if not path.exists():
+        return {}
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"expected JSON in {path}, got invalid JSON at line {error.lineno}") from error
+    if not isinstance(metadata, dict):
+        raise DataError(f"expected a JSON object in {path}, got {type(metadata).__name__}")
+    return metadata
+
+
+def dataset_code_kinds(root: str | Path) -> CodeKinds:
+    """Which code prefixes are labs, diagnoses, sex, ... in this dataset: the code kinds its
+    ``metadata/dataset.json`` declares, or ehrpredict's own ingestion's (see :mod:`ehrpredict.vocab.kinds`)."""
+    return code_kinds(dataset_metadata(root), source=str(Path(root) / S.DATASET_FILE))
 
 
 @dataclass(frozen=True)
@@ -65,8 +86,6 @@ class DatasetInfo:
 
 def dataset_info(root: str | Path) -> DatasetInfo:
     """Summarize a MEDS dataset by streaming its shards (memory stays small on large datasets)."""
-    import json
-
     root = Path(root)
     files = shard_files(root)
     events = pl.scan_parquet(files).select(S.SUBJECT_ID, S.CODE)
@@ -86,8 +105,7 @@ def dataset_info(root: str | Path) -> DatasetInfo:
     if splits_path.exists():
         counts = pl.read_parquet(splits_path).group_by(S.SPLIT).len().sort(S.SPLIT)
         by_split = {str(k): int(v) for k, v in counts.iter_rows()}
-    dataset_path = root / S.DATASET_FILE
-    dataset = json.loads(dataset_path.read_text()) if dataset_path.exists() else {}
+    dataset = dataset_metadata(root)
     return DatasetInfo(
         path=root,
         n_subjects=int(totals["subjects"][0]),

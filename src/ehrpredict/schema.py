@@ -1,4 +1,4 @@
-"""Every column name, dtype, code prefix and split name used across ehrpredict.
+"""Every column name, dtype, file name and split name used across ehrpredict.
 
 The MEDS 0.4 schema itself comes from the ``meds`` package; this module re-exports it and adds the
 provenance columns and file layout ehrpredict writes. No other module spells a column name.
@@ -63,10 +63,7 @@ PARENT_CODES = "parent_codes"
 CODE_COUNT = "n_events"  # extra column in codes.parquet: how often the code occurs
 
 CODE_SEPARATOR = "//"
-# Vocabularies whose codes coders assign after discharge (billing): ingestion times them at the stay's
-# discharge and records this list in dataset.json (``ehrpredict.coded_after_discharge``), so features
-# can apply a coding delay (events/cutoff.py) without knowing the source.
-CODED_AFTER_DISCHARGE = ("ICD9CM", "ICD10CM", "ICD9PROC", "ICD10PCS", "DRG", "HCPCS")
+# Which prefixes hold labs, diagnoses, sex, ... is the dataset's vocabulary, not schema: see vocab/kinds.py.
 BIRTH_CODE = meds.birth_code
 DEATH_CODE = meds.death_code
 

@@ -12,9 +12,11 @@ import pytest
 
 from ehrpredict import schema as S
 from ehrpredict.cli import main
+from ehrpredict.dataset import dataset_code_kinds, dataset_info
 from ehrpredict.ingest.mimic4 import _EMPTY_LOOKUPS, ingest_mimic4
 from ehrpredict.ingest.mimic4_tables import UNMAPPED_TABLES, table_specs
 from ehrpredict.ingest.output import validate_dataset
+from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS, CodeKinds
 
 pytestmark = pytest.mark.demo
 
@@ -133,6 +135,20 @@ def test_output_validates_against_meds_schema(demo_dataset: Path) -> None:
     dataset = json.loads((demo_dataset / S.DATASET_FILE).read_text())
     assert dataset["etl_name"] == "ehrpredict"
     assert "created_at" not in dataset  # would break byte-identical reruns
+
+
+def named_prefixes(kinds: CodeKinds) -> set[str]:
+    return {p for value in kinds.to_json().values() for p in (value if isinstance(value, list) else [value]) if p}
+
+
+def test_the_code_kinds_name_prefixes_the_ingestion_writes(demo_dataset: Path) -> None:
+    # dataset.json states ehrpredict's own code kinds, and they name codes the ingestion really writes: a
+    # prefix renamed in ingestion but not in vocab/kinds.py would silently empty a section of the text.
+    assert dataset_code_kinds(demo_dataset) == DEFAULT_CODE_KINDS
+    written = set(dataset_info(demo_dataset).events_by_prefix)
+    # the demo has no ED or note module (the synthetic hospital has both: tests/integration/test_synth.py)
+    assert named_prefixes(DEFAULT_CODE_KINDS) - written == {
+        "ED_ARRIVAL", "ED_DISPOSITION", "ED_MEDRECON", "ED_PYXIS", "ED_TRIAGE", "ED_VITAL", "NOTE"}
 
 
 def test_info_json_summarizes_the_dataset(demo_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 
 from ehrpredict.cli import main
+from ehrpredict.dataset import dataset_code_kinds, dataset_info
+from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS
 
 N_PATIENTS = 500
 LABS = {50912: "creatinine", 50971: "potassium", 50983: "sodium", 50931: "glucose", 51222: "hemoglobin",
@@ -40,6 +42,12 @@ def test_ingests_unchanged_with_nothing_quarantined(synth_raw: Path, tmp_path: P
     found = events.filter(pl.col("table").str.contains("oracle") | pl.col("code").str.contains("(?i)oracle"))
     assert found.select(pl.len()).collect().item() == 0
     assert "wrote" in capsys.readouterr().out
+    # Every prefix the code kinds name is written (but HCPCS: the synthetic hospital has no hcpcsevents;
+    # the MIMIC-IV demo has, see tests/integration/test_mimic_demo.py).
+    assert dataset_code_kinds(meds) == DEFAULT_CODE_KINDS
+    kinds = DEFAULT_CODE_KINDS.to_json().values()
+    named = {p for value in kinds for p in (value if isinstance(value, list) else [value]) if p}
+    assert named - set(dataset_info(meds).events_by_prefix) == {"HCPCS"}
 
 
 def _stats(raw: Path) -> dict[str, float]:

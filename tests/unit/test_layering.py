@@ -5,9 +5,11 @@ and a user's pipeline must not depend on them. Imports are read with ``ast``, so
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import ehrpredict
+from ehrpredict import schema as S
 
 PACKAGE_DIR = Path(ehrpredict.__file__).resolve().parent
 TESTING = "ehrpredict.testing"
@@ -99,4 +101,80 @@ def test_text_does_not_import_features() -> None:
         names = imported_modules(path.read_text(), module, is_package=path.name == "__init__.py")
         offenders += [f"{module} imports {n}" for n in names
                       if n == "ehrpredict.features" or n.startswith("ehrpredict.features.")]
+    assert offenders == []
+
+
+# --- code prefixes: ingestion's vocabulary stays in ingestion ------------------------------------------
+# Which prefixes are labs, vitals, sex, ... is data (vocab/kinds.py's CodeKinds, recorded in dataset.json), so
+# stages after ingestion work on any MEDS dataset that declares its own. ingest/ writes the codes; vocab/ is
+# ingestion's dictionary side (only ingest/ uses it, checked below) and vocab/kinds.py the one list of defaults.
+VOCABULARY_OWNERS = ("ingest", "vocab", "testing")
+# Known debt: the labeler's episodes are still defined on ehrpredict's own visit codes.
+ALLOWED_PREFIXES = {
+    "tasks/episodes.py": {"HOSPITAL_ADMISSION", "HOSPITAL_DISCHARGE", "ICU_ADMISSION", "ICU_DISCHARGE",
+                          "ED_ARRIVAL", "ED_DISPOSITION"},
+}
+PREFIXED_CODE = re.compile(r"^[A-Z][A-Z0-9_]*//")  # "GENDER//", "LAB//50912//mg/dL", f"LAB//{item}"
+
+
+def ingestion_prefixes() -> set[str]:
+    """Every prefix ehrpredict's ingestion writes (MEDS's own MEDS_BIRTH and MEDS_DEATH are not ours)."""
+    from ehrpredict.vocab.codes import PREFIX_NAMES
+    from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS
+
+    kinds = DEFAULT_CODE_KINDS.to_json().values()
+    listed = {p for value in kinds for p in (value if isinstance(value, list) else [value]) if p is not None}
+    return (set(PREFIX_NAMES) | listed) - {S.BIRTH_CODE, S.DEATH_CODE}
+
+
+def spelled_prefixes(source: str, prefixes: set[str]) -> list[tuple[int, str]]:
+    """(line, literal) of every string literal outside docstrings that is a code prefix or starts with one."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and (node.value in prefixes or PREFIXED_CODE.match(node.value))]
+
+
+def test_the_prefix_checker_sees_every_spelling() -> None:
+    prefixes = {"GENDER", "LAB", "CHART"}
+    source = '''"""Docstrings may show codes: GENDER//F, "LAB//50912//mg/dL"."""
+ATTRIBUTES = {"sex": "GENDER//"}
+VITALS = ("CHART", "OMR")
+def item(x):
+    """LAB//x"""
+    return f"LAB//{x}", "SNOMED//123", "https?://", S.CODE_SEPARATOR, "//", "lab"
+'''
+    assert sorted(value for _, value in spelled_prefixes(source, prefixes)) == ["CHART", "GENDER//", "LAB//",
+                                                                                "SNOMED//123"]
+
+
+def test_code_prefixes_are_spelled_only_by_ingestion() -> None:
+    prefixes = ingestion_prefixes()
+    assert {"LAB", "GENDER", "ICD10CM", "ED_TRIAGE", "TRANSFER"} <= prefixes  # the lists were found
+    spelled = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR)
+        if relative.parts[0] in VOCABULARY_OWNERS:
+            continue
+        allowed = ALLOWED_PREFIXES.get(relative.as_posix(), set())
+        spelled += [f"{relative}:{line} {value!r}" for line, value in spelled_prefixes(path.read_text(), prefixes)
+                    if value not in allowed]
+    assert spelled == [], "read code prefixes from the dataset's CodeKinds (ehrpredict.vocab.kinds)"
+
+
+def test_only_ingestion_uses_the_ingestion_vocabulary() -> None:
+    # vocab/ (ICD formatting, dictionaries, codes.parquet descriptions) may spell prefixes because only
+    # ingestion uses it; every other stage reads the dataset's CodeKinds from vocab/kinds.py.
+    offenders = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR)
+        if relative.parts[0] in VOCABULARY_OWNERS:
+            continue
+        module = module_name(path)
+        names = imported_modules(path.read_text(), module, is_package=path.name == "__init__.py")
+        offenders += [f"{module} imports {n}" for n in names if n.startswith("ehrpredict.vocab.")
+                      and not n.startswith("ehrpredict.vocab.kinds")]
     assert offenders == []

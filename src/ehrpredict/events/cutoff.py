@@ -11,7 +11,6 @@ of the stay that is ending. A property test proves that events after the cutoff 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 import polars as pl
 
 from ehrpredict import schema as S
+from ehrpredict.dataset import dataset_metadata
+from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS, code_kinds
 
 ROW_INDEX = "_label_row"  # position of the label row in the labels frame given to a featurizer
 PREDICTION_TIME = S.PREDICTION_TIME
@@ -31,9 +32,8 @@ KNOWN_AT = "_known_at"  # when an event became usable, where that differs from i
 # 7 days is a conservative bound. 0 reproduces the optimistic setting where codes are known at discharge.
 DEFAULT_CODING_DELAY = "7d"
 # Code vocabularies assigned by coders after discharge, when a dataset's metadata does not list its own
-# (``metadata/dataset.json``: ``{"ehrpredict": {"coded_after_discharge": [...]}}``).
-BILLING_VOCABULARIES = S.CODED_AFTER_DISCHARGE
-METADATA_KEY = "coded_after_discharge"
+# (``metadata/dataset.json``: ``{"ehrpredict": {"code_kinds": {"coded_after_discharge": [...]}}}``).
+BILLING_VOCABULARIES = DEFAULT_CODE_KINDS.coded_after_discharge
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,14 @@ class CodingDelay:
 
 def coding_delay(dataset: str | Path, delay: timedelta) -> CodingDelay:
     """The delay for a dataset directory (see :func:`coding_delay_for`)."""
-    path = Path(dataset) / S.DATASET_FILE
-    return coding_delay_for(json.loads(path.read_text()) if path.exists() else {}, delay)
+    return coding_delay_for(dataset_metadata(dataset), delay)
 
 
 def coding_delay_for(metadata: Mapping[str, Any], delay: timedelta) -> CodingDelay:
-    """The delay for a dataset with this metadata (``dataset.json``): its vocabularies coded after
-    discharge, or the billing vocabularies ehrpredict's own ingestion writes."""
-    listed = metadata.get("ehrpredict", {}).get(METADATA_KEY)
-    return CodingDelay(delay, tuple(listed) if listed is not None else BILLING_VOCABULARIES)
+    """The delay for a dataset with this metadata (``dataset.json``): the vocabularies coded after
+    discharge of its code kinds (:func:`~ehrpredict.vocab.kinds.code_kinds`: the billing vocabularies
+    ehrpredict's own ingestion writes unless its metadata lists others)."""
+    return CodingDelay(delay, code_kinds(metadata).coded_after_discharge)
 
 
 def events_at_or_before(events: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from ehrpredict.ingest.quality import QualityReport, TableReport
 from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, finalize_all
 from ehrpredict.vocab.codes import build_code_metadata
 from ehrpredict.vocab.dictionaries import Dictionaries
+from ehrpredict.vocab.kinds import CODE_KINDS_KEY, code_kinds
 
 DEFAULT_SUBJECTS_PER_SHARD = 10_000
 
@@ -89,10 +90,13 @@ def normalize_meds(
         report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
         codes = _codes(in_dir, code_counts)
         dataset = _dataset_json(in_dir)
+        # The kinds the input declares (ehrpredict's own by default), stated in the output for every reader.
+        kinds = code_kinds(dataset, source=str(in_dir / S.DATASET_FILE))
         write_metadata(
             staging, dataset_name=str(dataset.get("dataset_name", in_dir.name)),
             dataset_version=str(dataset.get("dataset_version", "unknown")), splits=splits, codes=codes,
-            extra={"ehrpredict": {"source": "meds", "seed": seed, "input_dataset": dataset}},
+            extra={"ehrpredict": {"source": "meds", "seed": seed, "input_dataset": dataset,
+                                  CODE_KINDS_KEY: kinds.to_json()}},
         )
         validate_dataset(staging)
         payload = report.to_json()

@@ -49,6 +49,7 @@ from ehrpredict.ingest.shards import ShardLayout, ShardWriter, assign_splits, fi
 from ehrpredict.ingest.spec import TableSpec
 from ehrpredict.vocab.codes import build_code_metadata
 from ehrpredict.vocab.dictionaries import Dictionaries, load_mimic_dictionaries, warm_package_vocabularies
+from ehrpredict.vocab.kinds import CODE_KINDS_KEY, DEFAULT_CODE_KINDS
 
 # Rough source rows per compressed byte, used only to size shards so memory stays flat.
 ROWS_PER_GZ_BYTE = 1 / 8
@@ -443,7 +444,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     write_metadata(
         staging, dataset_name="MIMIC-IV", dataset_version=version_hint(raw_dir), splits=splits,
         codes=codes, extra={"ehrpredict": {"source": "mimic4", "seed": config.seed,
-                                           "coded_after_discharge": list(S.CODED_AFTER_DISCHARGE)}},
+                                           CODE_KINDS_KEY: DEFAULT_CODE_KINDS.to_json()}},
     )
     validate_dataset(staging)
     payload = report.to_json()

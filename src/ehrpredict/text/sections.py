@@ -16,6 +16,7 @@ import polars as pl
 from ehrpredict import schema as S
 from ehrpredict.age import age_in_years
 from ehrpredict.events.cutoff import PREDICTION_TIME, ROW_INDEX
+from ehrpredict.vocab.kinds import CodeKinds
 
 DEMOGRAPHICS = "Demographics"
 VITALS = "Vital signs and body metrics"
@@ -26,19 +27,6 @@ PROCEDURES = "Procedures"
 VISITS = "Visits"
 NOTES = "Notes"
 RECENT_CODES = "Recent codes"
-
-# Which code vocabularies (the part before the first "//") feed which markdown section.
-VITAL_PREFIXES = ("CHART", "ED_TRIAGE", "ED_VITAL", "OMR")
-LAB_PREFIX = "LAB"
-FLAG_PREFIX = "LAB_FLAG"
-CONDITION_PREFIXES = ("ICD10CM", "ICD9CM", "DRG")
-# PHARMACY is left out: it repeats every MEDICATION order of the same drug.
-MEDICATION_PREFIXES = ("MEDICATION", "EMAR", "ED_MEDRECON", "ED_PYXIS", "INPUT_START")
-PROCEDURE_PREFIXES = ("ICD10PCS", "ICD9PROC", "HCPCS", "ICU_PROCEDURE_START")
-VISIT_PREFIXES = ("HOSPITAL_ADMISSION", "HOSPITAL_DISCHARGE", "ICU_ADMISSION", "ICU_DISCHARGE", "ED_ARRIVAL",
-                  "ED_DISPOSITION", "ED_TRIAGE")  # bare ED_TRIAGE carries the chief complaint
-NOTE_PREFIX = "NOTE"
-
 
 # Working columns. Codes become integer ids (their rank in the shard's sorted codes) before events
 # are paired with label rows, so sorting and grouping the large paired frame never touches strings.
@@ -115,22 +103,27 @@ def _lines(frame: pl.LazyFrame, line: pl.Expr) -> pl.LazyFrame:
     return frame.select(ROW_INDEX, line.alias(_LINE), pl.col(S.TIME).alias(_T))
 
 
-def code_kind() -> pl.Expr:
+def code_kind(kinds: CodeKinds) -> pl.Expr:
+    """What each ``code`` is for, by its prefix (the part before the first ``//``): which prefixes feed
+    which section is the dataset's :class:`~ehrpredict.vocab.kinds.CodeKinds`."""
     prefix = pl.col(S.CODE).str.replace(S.CODE_SEPARATOR + ".*", "")
     nested = pl.col(S.CODE).str.contains(S.CODE_SEPARATOR, literal=True)
+
+    def among(prefixes: tuple[str, ...]) -> pl.Expr:
+        return prefix.is_in(pl.Series(prefixes, dtype=pl.String).implode())
+
     return (
         pl.when(pl.col(S.CODE) == S.BIRTH_CODE).then(BIRTH)
-        .when(prefix.is_in(VITAL_PREFIXES) & nested).then(VITAL)
-        .when(prefix == LAB_PREFIX).then(LAB)
-        .when(prefix == FLAG_PREFIX).then(FLAG)
-        .when(prefix.is_in(CONDITION_PREFIXES)).then(CONDITION)
-        .when(prefix.is_in(MEDICATION_PREFIXES)).then(MEDICATION)
-        .when(prefix.is_in(PROCEDURE_PREFIXES)).then(PROCEDURE)
-        .when(prefix.is_in(VISIT_PREFIXES)).then(VISIT)  # bare ED_TRIAGE (chief complaint); its vitals are nested
-        .when(prefix == NOTE_PREFIX).then(NOTE)
+        .when(among(kinds.vitals) & nested).then(VITAL)  # a bare code of a vital prefix (chief complaint) falls through
+        .when(among(kinds.labs)).then(LAB)
+        .when(among(kinds.lab_flags)).then(FLAG)
+        .when(among(kinds.conditions)).then(CONDITION)
+        .when(among(kinds.medications)).then(MEDICATION)
+        .when(among(kinds.procedures)).then(PROCEDURE)
+        .when(among(kinds.visits)).then(VISIT)
+        .when(among(kinds.notes)).then(NOTE)
         .otherwise(OTHER).cast(pl.Int8)
     )
-
 
 
 # --- sections -----------------------------------------------------------------------------------------

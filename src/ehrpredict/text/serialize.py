@@ -102,6 +102,7 @@ from ehrpredict.text.sections import (
     visits,
 )
 from ehrpredict.text.selection import ItemSelection, count_items, select_items
+from ehrpredict.vocab.kinds import CodeKinds, code_kinds
 
 # 1.1: the lab and vital items shown (and which labs read "normal") are learned on the fitted rows,
 # no longer taken from the whole dataset's code counts in codes.parquet.
@@ -199,9 +200,10 @@ class SerializerConfig:
 
 class _Vocabulary:
     """Descriptions of codes (from a source's code dictionary; none for a MEDS dataset without one:
-    raw codes are shown)."""
+    raw codes are shown), and which prefixes feed which section (the dataset's code kinds)."""
 
-    def __init__(self, codes: pl.DataFrame) -> None:
+    def __init__(self, codes: pl.DataFrame, kinds: CodeKinds) -> None:
+        self.kinds = kinds
         blank = pl.col(S.DESCRIPTION).str.strip_chars() == ""
         self.codes = codes.select(
             S.CODE, pl.when(blank).then(None).otherwise(pl.col(S.DESCRIPTION)).alias(S.DESCRIPTION),
@@ -209,11 +211,11 @@ class _Vocabulary:
 
     def extended(self, codes: pl.DataFrame) -> _Vocabulary:
         """These descriptions, plus those of ``codes`` for codes described there and not here."""
-        other = _Vocabulary(codes).codes.drop_nulls(S.DESCRIPTION)
+        other = _Vocabulary(codes, self.kinds).codes.drop_nulls(S.DESCRIPTION)
         described = self.codes.drop_nulls(S.DESCRIPTION)
         if other.is_empty() or other.join(described, on=S.CODE, how="anti").is_empty():
             return self
-        return _Vocabulary(pl.concat([described, other.join(described, on=S.CODE, how="anti")]))
+        return _Vocabulary(pl.concat([described, other.join(described, on=S.CODE, how="anti")]), self.kinds)
 
     def table(self, codes: pl.Series, selection: ItemSelection | None) -> pl.DataFrame:
         """One row per distinct code of a shard: integer id (rank of the code), kind, description (or
@@ -225,7 +227,7 @@ class _Vocabulary:
         table = table.join(self.codes, on=S.CODE, how="left").sort(_CID)
         parts = pl.col(S.CODE).str.split(S.CODE_SEPARATOR)
         table = table.with_columns(
-            code_kind().alias(_KIND),
+            code_kind(self.kinds).alias(_KIND),
             pl.coalesce(S.DESCRIPTION, S.CODE).alias(_DESC),
             parts.list.get(1, null_on_oob=True).alias(_ITEM),
             parts.list.get(2, null_on_oob=True).fill_null("flagged").alias(_FLAG),
@@ -281,7 +283,7 @@ class TimelineSerializer:
         in ``labels``' histories (events at or before their prediction times), and which labs carry flags.
         Also kept: the code descriptions of ``source`` and its vocabularies coded after discharge."""
         source = as_source(source)
-        self.vocabulary_ = _Vocabulary(source.codes())
+        self.vocabulary_ = _Vocabulary(source.codes(), code_kinds(source.metadata()))
         self.coding_delay_ = coding_delay_for(source.metadata(), parse_duration(self.config.coding_delay,
                                                                                 "coding_delay"))
         rows = _label_rows(labels)

@@ -18,6 +18,7 @@ Subject 1 (prediction time 2150-03-10 12:00):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -294,6 +295,58 @@ def test_without_code_metadata_every_code_is_raw(tmp_path: Path) -> None:
     [text] = fitted(root, SerializerConfig(max_tokens=4096)).texts(labels((1, PRED)))
     assert "- GENDER//F" in text
     assert "- ICD10CM//I50.9 (3 months before)" in text
+
+
+# A dataset from another ETL: its dataset.json says which prefixes are labs, vitals, ... (vocab/kinds.py).
+OTHER_ETL: list[Row] = [
+    (1, None, "SEX//F", None, None),
+    (1, "2080-06-15 00:00", "MEDS_BIRTH", None, None),
+    (1, "2150-03-01 12:00", "SNOMED//42343007", None, None),
+    (1, "2150-03-08 08:00", "ENCOUNTER//inpatient", None, None),
+    (1, "2150-03-09 07:00", "LOINC//2160-0//mg/dL", 1.0, None),
+    (1, "2150-03-09 07:00", "LAB//51006//mg/dL", 30.0, None),  # not a lab in this dataset's vocabulary
+    (1, "2150-03-10 07:00", "LOINC//2160-0//mg/dL", 2.5, None),
+    (1, "2150-03-10 07:00", "LOINC_FLAG//2160-0//H", None, None),
+    (1, "2150-03-10 10:00", "RX//furosemide", None, "40 mg IV"),
+    (1, "2150-03-10 11:30", "VITALS//8867-4//bpm", 88.0, None),
+]
+OTHER_ETL_KINDS = {"vitals": ["VITALS"], "labs": ["LOINC"], "lab_flags": ["LOINC_FLAG"], "conditions": ["SNOMED"],
+                   "medications": ["RX"], "procedures": [], "visits": ["ENCOUNTER"], "notes": [],
+                   "coded_after_discharge": [], "sex": "SEX", "race": None, "insurance": None}
+
+
+def test_sections_follow_the_code_kinds_the_dataset_declares(tmp_path: Path) -> None:
+    codes = {"SEX//F": "Sex: F", "SNOMED//42343007": "Congestive heart failure",
+             "ENCOUNTER//inpatient": "Inpatient encounter", "LOINC//2160-0//mg/dL": "Creatinine [mg/dL]",
+             "LAB//51006//mg/dL": "Urea Nitrogen [mg/dL]", "RX//furosemide": "Furosemide",
+             "VITALS//8867-4//bpm": "Heart rate [bpm]"}
+    root = write_dataset(tmp_path / "declared", OTHER_ETL, codes=codes)
+    (root / S.DATASET_FILE).write_text(json.dumps({"ehrpredict": {"code_kinds": OTHER_ETL_KINDS}}))
+    [text] = fitted(root, SerializerConfig(max_tokens=4096)).texts(labels((1, PRED)))
+    assert text == """\
+## Demographics
+- Age: 69 years
+- Sex: F
+
+## Vital signs and body metrics
+- Heart rate [bpm]: 88 (30 minutes before)
+
+## Lab results
+- Creatinine [mg/dL]: 2.5 (5 hours before, H); 1 (29 hours before, normal)
+
+## Conditions
+- Congestive heart failure (9 days before)
+
+## Medications
+- Furosemide, 40 mg IV (2 hours before)
+
+## Visits
+- Inpatient encounter (2 days before)"""
+    # Undeclared, the dataset gets ehrpredict's own kinds: of its codes only the LAB one is a lab.
+    undeclared = write_dataset(tmp_path / "undeclared", OTHER_ETL, codes=codes)
+    [text] = fitted(undeclared, SerializerConfig(max_tokens=4096)).texts(labels((1, PRED)))
+    assert text.split("\n\n") == ["## Demographics\n- Age: 69 years\n- Sex: F",
+                                  "## Lab results\n- Urea Nitrogen [mg/dL]: 30 (29 hours before)"]
 
 
 def test_budget_cuts_the_oldest_lines_first_and_records_them(dataset: Path) -> None:
