@@ -83,7 +83,15 @@ class ParquetEvents:
         return tuple(str(path) for path in shard_files(self.root))
 
     def read(self, shard: ShardRef, columns: Sequence[str], subjects: pl.Series | None = None) -> pl.DataFrame:
-        return _subset(pl.scan_parquet(shard), columns, subjects).collect()
+        frame = pl.scan_parquet(shard)
+        present = frame.collect_schema().names()
+        missing = [c for c in _REQUIRED if c in columns and c not in present]
+        if missing:
+            raise SchemaError(f"{shard}: expected MEDS event columns {', '.join(missing)}, got {present}")
+        # Optional MEDS columns a shard lacks (text_value, provenance) read as nulls.
+        frame = frame.with_columns(pl.lit(None, S.EVENT_SCHEMA[c]).alias(c) for c in columns
+                                   if c not in present and c in S.EVENT_SCHEMA)
+        return _subset(frame, columns, subjects).collect()
 
     def codes(self) -> pl.DataFrame:
         path = self.root / S.CODES_FILE

@@ -119,7 +119,7 @@ class TextFeaturizer(BaseEstimator):
     def transform(self, labels: pl.DataFrame, *, source: EventSource | str | Path,
                   executor: Executor | None = None) -> np.ndarray:
         timelines = self.timelines(labels, source=source, executor=executor)
-        X, stats = embed_texts([t.text for t in timelines], self.encoder_, self._store())
+        X, stats = embed_texts([t.text for t in timelines], self.encoder_, self._store(), executor=executor)
         self.stats_ = self.stats_.add(stats, sum(1 for t in timelines if any(n for _, n in t.truncated)))
         return X
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError
+from ehrpredict.executor import Executor
 from ehrpredict.ingest import engine as E
 from ehrpredict.ingest.mimic4_common import TimeIndex
 from ehrpredict.ingest.mimic4_layout import check_headers, discover, version_hint
@@ -304,8 +305,10 @@ def ingest_mimic4(
     *,
     overwrite: bool = False,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> IngestResult:
-    """Convert a MIMIC-IV directory into a MEDS dataset at ``out_dir``; see the module docstring."""
+    """Convert a MIMIC-IV directory into a MEDS dataset at ``out_dir``; see the module docstring.
+    ``executor`` runs the per-shard finalization (sort, deduplicate, write)."""
     config = config or IngestConfig()
     raw_dir, out_dir = Path(raw_dir).absolute(), Path(out_dir).absolute()
     tables, unrecognized = discover(raw_dir)
@@ -317,7 +320,7 @@ def ingest_mimic4(
 
     check_headers(raw_dir, tables, table_specs(_EMPTY_LOOKUPS))
     with staged_output(out_dir, overwrite=overwrite) as staging:
-        report = _ingest_into(raw_dir, staging, tables, unrecognized, config, progress)
+        report = _ingest_into(raw_dir, staging, tables, unrecognized, config, progress, executor)
         write_json(staging / COMPLETE_MARKER, {"fingerprint": fingerprint, "etl_version": __version__})
     return _result(out_dir, report, skipped=False)
 
@@ -339,11 +342,11 @@ def _result(out_dir: Path, report: dict[str, object], skipped: bool) -> IngestRe
 
 
 def _ingest_into(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
-                 config: IngestConfig, progress: Progress | None) -> dict[str, object]:
+                 config: IngestConfig, progress: Progress | None, executor: Executor | None) -> dict[str, object]:
     # Code descriptions need only the dictionaries: load them while the tables stream.
     with ThreadPoolExecutor(max_workers=1) as pool:
         dictionaries = pool.submit(_load_vocabularies, tables)
-        report = _stream_all(raw_dir, staging, tables, unrecognized, config, progress, dictionaries)
+        report = _stream_all(raw_dir, staging, tables, unrecognized, config, progress, dictionaries, executor)
     return report
 
 
@@ -406,7 +409,7 @@ def _quarantined_ids(raw: pl.DataFrame, valid: pl.DataFrame, column: str) -> pl.
 
 def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecognized: list[str],
                 config: IngestConfig, progress: Progress | None,
-                dictionaries: Future[Dictionaries]) -> dict[str, object]:
+                dictionaries: Future[Dictionaries], executor: Executor | None) -> dict[str, object]:
     admissions_raw, admissions_bad = _read_whole(tables["hosp/admissions"], config)
     # Patients first: they define the subjects every other table is checked against.
     lookups = replace(_EMPTY_LOOKUPS, death_times=_death_times(admissions_raw))
@@ -435,7 +438,7 @@ def _stream_all(raw_dir: Path, staging: Path, tables: dict[str, Path], unrecogni
     known = {s.name for s in table_specs(lookups)} | set(report.not_mapped)
     report.unrecognized_files = unrecognized + sorted(t for t in tables if t not in known)
     code_counts = finalize_all(writer, staging, report, lambda: run.sink(DUPLICATES_PART),
-                               progress=run.progress)
+                               progress=run.progress, executor=executor)
     report.n_subjects = patients.height
     report.n_events = int(code_counts.get_column(S.CODE_COUNT).sum())
     run.merge_records()

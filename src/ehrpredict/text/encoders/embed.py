@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from ehrpredict.errors import ConfigError
+from ehrpredict.executor import Executor, local
 from ehrpredict.text.cache import EmbeddingCache, cache_key
 from ehrpredict.text.encoders.config import TextEncoder
 
@@ -75,8 +77,10 @@ def embed_texts(
     encoder: TextEncoder,
     cache: EmbeddingCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[np.ndarray, EmbeddingStats]:
-    """Embeddings in input order; duplicates embedded once; cached ones not re-embedded.
+    """Embeddings in input order; duplicates embedded once; cached ones not re-embedded. Blocks of
+    ``BLOCK_TEXTS`` texts are embedded through ``executor``.
 
     ``progress(done, total)`` is called after each block, counting unique texts (cached ones are done).
 
@@ -92,16 +96,20 @@ def embed_texts(
     hits = len(vectors)
     todo = [text for text in unique if keys[text] not in vectors]
     n_chunks = 0
-    for start in range(0, len(todo), BLOCK_TEXTS):
-        block = todo[start : start + BLOCK_TEXTS]
-        pooled, chunks = _embed_block(block, encoder)
+    blocks = [todo[start : start + BLOCK_TEXTS] for start in range(0, len(todo), BLOCK_TEXTS)]
+    done = 0
+    # Blocks go through the executor (here, one after another; on a cluster, to GPU workers); results
+    # come back in order, so each block is cached as soon as it is embedded.
+    for block, (pooled, chunks) in zip(blocks, (executor or local()).map(partial(_embed_block, encoder=encoder),
+                                                                          blocks), strict=True):
+        done += len(block)
         n_chunks += chunks
         new = {keys[text]: vector for text, vector in zip(block, pooled, strict=True)}
         if cache is not None:
             cache.put_many(new)
         vectors.update(new)
         if progress is not None:
-            progress(hits + start + len(block), len(unique))
+            progress(hits + done, len(unique))
     if texts:
         matrix = np.stack([vectors[keys[text]] for text in texts]).astype(np.float32, copy=False)
     else:
