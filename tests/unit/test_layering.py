@@ -178,3 +178,42 @@ def test_only_ingestion_uses_the_ingestion_vocabulary() -> None:
         offenders += [f"{module} imports {n}" for n in names if n.startswith("ehrpredict.vocab.")
                       and not n.startswith("ehrpredict.vocab.kinds")]
     assert offenders == []
+
+
+# --- the modelling layer: dependencies point one way -----------------------------------------------------
+# events → features/models → pipeline → experiments, explain → cli. A module may import its own layer or
+# lower ones, never a higher one (lazy imports inside functions count too).
+LAYERS: dict[str, int] = {
+    **dict.fromkeys(("schema", "errors", "age", "cachedir", "executor", "dataset", "vocab"), 0),
+    "events": 1,
+    **dict.fromkeys(("ingest", "tasks"), 2),
+    "text": 3,
+    **dict.fromkeys(("models", "evaluation"), 4),
+    "features": 5,
+    "pipeline": 6,
+    **dict.fromkeys(("experiments", "explain"), 7),
+    "cli": 8,
+}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "ehrpredict" or len(parts) < 2:
+        return None
+    return LAYERS.get(parts[1])
+
+
+def test_dependencies_point_one_way() -> None:
+    offenders, seen = [], set()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        module = module_name(path)
+        own = _layer(module)
+        if own is None:
+            continue
+        seen.add(module.split(".")[1])
+        for name in imported_modules(path.read_text(), module, is_package=path.name == "__init__.py"):
+            layer = _layer(name)
+            if layer is not None and layer > own:
+                offenders.append(f"{module} (layer {own}) imports {name} (layer {layer})")
+    assert seen >= set(LAYERS) - {"cli"} | {"pipeline"}  # the walk found every layer
+    assert sorted(set(offenders)) == []
