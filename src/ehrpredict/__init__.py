@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "fit_pipeline": "ehrpredict.pipeline",
     "FittedPipeline": "ehrpredict.pipeline",
     # benchmark: representations × heads on one dataset and task
-    "BenchmarkConfig": "ehrpredict.experiments.benchmark",
+    "BenchmarkConfig": "ehrpredict.experiments.config",
     "run_benchmark": "ehrpredict.experiments.benchmark",
     # errors
     "EhrPredictError": "ehrpredict.errors",
@@ -102,7 +102,8 @@ if TYPE_CHECKING:  # the real types for mypy and editors; at runtime __getattr__
     from ehrpredict.errors import ConfigError, DataError, EhrPredictError, EncoderError, LeakageError, SchemaError
     from ehrpredict.events.source import EventSource, InMemoryEvents, ParquetEvents
     from ehrpredict.executor import Executor, LocalExecutor
-    from ehrpredict.experiments.benchmark import BenchmarkConfig, run_benchmark
+    from ehrpredict.experiments.benchmark import run_benchmark
+    from ehrpredict.experiments.config import BenchmarkConfig
     from ehrpredict.features.counts import CountsFeaturizer
     from ehrpredict.features.registry import RepresentationSettings
     from ehrpredict.features.text import TextFeaturizer

@@ -28,73 +28,19 @@ import polars as pl
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.dataset import dataset_fingerprint
-from ehrpredict.errors import ConfigError
 from ehrpredict.evaluation import holm
-from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.events.source import ParquetEvents
 from ehrpredict.executor import Executor
+from ehrpredict.experiments.config import BenchmarkConfig as BenchmarkConfig  # re-exported: users import it from here
 from ehrpredict.experiments.evaluate import EVALUATORS, Evaluation
 from ehrpredict.experiments.oracle import load_oracle
-from ehrpredict.features.registry import REPRESENTATIONS, TEXT_FORMATS, RepresentationSettings
 from ehrpredict.ingest.output import write_json
-from ehrpredict.models.heads import HEADS
 from ehrpredict.pipeline import TaskData, fit_pipeline
 from ehrpredict.tasks.labeler import label_many
-from ehrpredict.tasks.spec import TaskSpec, load_library, load_task, parse_duration
+from ehrpredict.tasks.spec import TaskSpec, load_library, load_task
 
 Progress = Callable[[str], None]
 MULTILABEL_MODELS = (("counts", "lr"),)  # one-vs-rest logistic regression on counts
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    dataset: Path
-    out: Path
-    tasks: tuple[str, ...] = ("all",)
-    representations: tuple[str, ...] = ("counts",)
-    heads: tuple[str, ...] = ("lgbm", "lr")
-    n_boot: int = 1000
-    seed: int = 0
-    min_count: int = 5
-    few_shot: bool = False
-    shuffle_permutations: int = 5  # label-shuffle control replicates
-    # Billing codes are usable by features this long after their time (discharge); "0" is the
-    # optimistic setting where a stay's codes are known the moment it ends. See events/cutoff.py.
-    coding_delay: str = DEFAULT_CODING_DELAY
-    # text representation
-    text_format: str = "markdown"
-    text_max_tokens: int | None = None  # None: sized to the encoder
-    include_notes: bool = True
-    encoder: str = "sentence-transformers"  # or "openai"
-    encoder_model: str = "all-MiniLM-L6-v2"
-    encoder_url: str | None = None
-    encoder_instruction: str = ""
-    cache_dir: Path | None = None  # None: $EHRPREDICT_CACHE/embeddings or ~/.cache/ehrpredict/embeddings
-
-    def __post_init__(self) -> None:
-        if self.text_format not in TEXT_FORMATS:
-            raise ConfigError(f"expected --text-format in {list(TEXT_FORMATS)}, got {self.text_format!r}")
-        unknown = [r for r in self.representations if r not in REPRESENTATIONS]
-        if unknown:
-            raise ConfigError(f"expected representations from {list(REPRESENTATIONS)}, got {unknown}")
-        unknown = [h for h in self.heads if h not in HEADS]
-        if unknown:
-            raise ConfigError(f"expected heads from {list(HEADS)}, got {unknown}")
-        if self.shuffle_permutations < 1:
-            raise ConfigError(f"expected --shuffle-permutations >= 1, got {self.shuffle_permutations}")
-        if self.n_boot < 10:
-            raise ConfigError(f"expected --bootstrap >= 10, got {self.n_boot}")
-        parse_duration(self.coding_delay, "--coding-delay")
-
-    def settings(self) -> RepresentationSettings:
-        """What the representations read from this config."""
-        from ehrpredict.text.encoders import EncoderConfig
-
-        encoder = EncoderConfig(kind=self.encoder, model=self.encoder_model, url=self.encoder_url,
-                                instruction=self.encoder_instruction)
-        return RepresentationSettings(min_count=self.min_count, coding_delay=self.coding_delay,
-                                      text_format=self.text_format, text_max_tokens=self.text_max_tokens,
-                                      include_notes=self.include_notes, encoder=encoder, cache_dir=self.cache_dir)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ehrpredict.pipeline import FittedPipeline, TaskData
 from ehrpredict.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
-    from ehrpredict.experiments.benchmark import BenchmarkConfig
+    from ehrpredict.experiments.config import BenchmarkConfig
 
 MIN_SUBGROUP = 30  # smaller subgroups (or single-class ones) are listed with their size only
 
