@@ -95,6 +95,7 @@ def ensure_dataset(cache: Path, patients: int, seed: int) -> tuple[Path, dict]:
     raw, meds = home / "raw", home / "meds"
     if (home / PREPARED).exists() and (meds / COMPLETE_MARKER).exists():
         return meds, json.loads((home / PREPARED).read_text())
+    commit = checkout_commit(src)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     cli = [sys.executable, "-m", "ehrpredict.cli"]
@@ -110,7 +111,7 @@ def ensure_dataset(cache: Path, patients: int, seed: int) -> tuple[Path, dict]:
     if (manifest["generator_version"], manifest["n_patients"], manifest["seed"]) != (version, patients, seed):
         raise RuntimeError(f"expected generator {version}, {patients} patients, seed {seed}; got {manifest}")
     info = {"generator_version": version, "patients": patients, "seed": seed, **seconds,
-            "prepared_with": {"src": str(src), "commit": checkout_commit(src)}}
+            "prepared_with": {"src": str(src), "commit": commit}}
     write_json_atomic(home / PREPARED, info)  # last: its presence means the dataset is complete
     print(f"prepared {home}: synth {seconds['synth_s']} s, ingest {seconds['ingest_s']} s", flush=True)
     return meds, info
