@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python bench/bench_featurize.py
 	$(BIN)/python bench/bench_serialize.py
 	$(BIN)/python bench/bench_embed.py
+	$(BIN)/python bench/bench_benchmark.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench
