@@ -39,6 +39,7 @@ from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
 from ehrpredict.evaluation.regression import regression_report
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
+from ehrpredict.experiments.results import BenchmarkReport
 from ehrpredict.features.counts import CountsFeaturizer
 from ehrpredict.ingest.output import write_json
 from ehrpredict.models.heads import HEADS, make_head, make_regressor
@@ -140,7 +141,7 @@ def _steps(specs: list[TaskSpec], config: BenchmarkConfig) -> int:
     return sum(1 if s.label_type == "multilabel" else per_model for s in specs)
 
 
-def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> dict[str, Any]:
+def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> BenchmarkReport:
     """Run the benchmark and write the report files; returns the report."""
     start = time.perf_counter()
     specs = _specs(config.tasks)
@@ -162,15 +163,16 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         "seconds": round(time.perf_counter() - start, 1),
         "tasks": [asdict(o) for o in outcomes],
     }
+    typed = BenchmarkReport.from_json(report)
     config.out.mkdir(parents=True, exist_ok=True)
-    write_json(config.out / "report.json", report)
-    from ehrpredict.evaluation.html import render_report
+    write_json(config.out / "report.json", typed.to_json())
+    from ehrpredict.reporting.html import render_report
 
     html = config.out / "report.html"
     tmp = html.with_name(".report.html.tmp")
-    tmp.write_text(render_report(report))
+    tmp.write_text(render_report(typed))
     tmp.replace(html)
-    return report
+    return typed
 
 
 def _text_featurizer(config: BenchmarkConfig) -> Any:
