@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ehrpredict import __version__
 from ehrpredict.errors import EhrPredictError
 from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
+
+if TYPE_CHECKING:
+    from ehrpredict.experiments.results import ModelResult
 
 
 def _ingest_mimic4(args: argparse.Namespace) -> int:
@@ -136,7 +141,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    """Three decimals; an undefined value (None, or NaN in the typed report) reads ``n/a``."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _benchmark(args: argparse.Namespace) -> int:
@@ -152,32 +158,35 @@ def _benchmark(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, coding_delay=args.coding_delay,
     )
     report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
-    for task in report["tasks"]:
-        if task["status"] != "done":
-            print(f"{task['task']:<32}skipped: {task['reason']}")
+    for task in report.tasks:
+        if task.status != "done":
+            print(f"{task.name:<32}skipped: {task.reason}")
             continue
-        for model in task["models"]:
-            if "multilabel_metrics" in model:
-                m = model["multilabel_metrics"]
-                print(f"{task['task']:<32}{model['head']}  micro-F1 {_fmt(m['micro_f1'])}  macro-F1 "
-                      f"{_fmt(m['macro_f1'])}  P@{m['k']} {_fmt(m['precision_at_k'])}  mAP "
-                      f"{_fmt(m['mean_average_precision'])}")
-                continue
-            if "regression_metrics" in model:
-                m, control = model["regression_metrics"], model["label_shuffle_control"]["r2"]
-                print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} MAE {_fmt(m['mae']['value'])} "
-                      f"({_fmt(m['mae']['ci_low'])}-{_fmt(m['mae']['ci_high'])})  R2 {_fmt(m['r2']['value'])}  "
-                      f"shuffled-label R2 {_fmt(control['value'])}")
-                continue
-            auroc, control = model["metrics"]["auroc"], model["label_shuffle_control"]["auroc"]
-            print(f"{task['task']:<32}{model['representation']}/{model['head']:<6} AUROC {_fmt(auroc['value'])} "
-                  f"({_fmt(auroc['ci_low'])}-{_fmt(auroc['ci_high'])})  shuffled-label control "
-                  f"{_fmt(control['value'])}")
-        oracle = task.get("oracle")
-        if oracle and oracle.get("status") == "done":
-            print(f"{'':<32}oracle      AUROC {_fmt(oracle['metrics']['auroc']['value'])}")
-    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} ({report['seconds']} s)")
+        for model in task.models:
+            print(f"{task.name:<32}{_model_summary(model)}")
+        oracle = task.oracle
+        if oracle is not None and oracle.status == "done" and oracle.metrics is not None:
+            print(f"{'':<32}oracle      AUROC {_fmt(oracle.metrics.auroc.value)}")
+    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} ({report.seconds} s)")
     return 0
+
+
+def _model_summary(model: ModelResult) -> str:
+    """One line of ``ehrpredict benchmark``'s summary: the model's headline metrics and its control."""
+    from ehrpredict.experiments.results import MultilabelModelResult, RegressionModelResult
+
+    if isinstance(model, MultilabelModelResult):
+        m = model.metrics
+        return (f"{model.head}  micro-F1 {_fmt(m.micro_f1)}  macro-F1 {_fmt(m.macro_f1)}  P@{m.k} "
+                f"{_fmt(m.precision_at_k)}  mAP {_fmt(m.mean_average_precision)}")
+    name = f"{model.representation}/{model.head:<6}"
+    if isinstance(model, RegressionModelResult):
+        r, r2 = model.metrics, model.label_shuffle_control.scores["r2"]
+        return (f"{name} MAE {_fmt(r.mae.value)} ({_fmt(r.mae.ci_low)}-{_fmt(r.mae.ci_high)})  R2 {_fmt(r.r2.value)}  "
+                f"shuffled-label R2 {_fmt(r2.value)}")
+    auroc, control = model.metrics.auroc, model.label_shuffle_control.scores["auroc"]
+    return (f"{name} AUROC {_fmt(auroc.value)} ({_fmt(auroc.ci_low)}-{_fmt(auroc.ci_high)})  shuffled-label "
+            f"control {_fmt(control.value)}")
 
 
 def _serialize(args: argparse.Namespace) -> int:

@@ -217,3 +217,41 @@ def test_dependencies_point_one_way() -> None:
                 offenders.append(f"{module} (layer {own}) imports {name} (layer {layer})")
     assert seen >= set(LAYERS) - {"cli"} | {"pipeline"}  # the walk found every layer
     assert sorted(set(offenders)) == []
+
+def imports_of(subpackage: str) -> dict[str, set[str]]:
+    """Module name → the ehrpredict modules it imports, for every module under ``ehrpredict/<subpackage>``."""
+    out = {}
+    for path in sorted((PACKAGE_DIR / subpackage).rglob("*.py")):
+        module = module_name(path)
+        names = imported_modules(path.read_text(), module, is_package=path.name == "__init__.py")
+        out[module] = {n for n in names if n == "ehrpredict" or n.startswith("ehrpredict.")}
+    assert out, subpackage  # the walk found the package
+    return out
+
+
+def under(name: str, *packages: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+RESULTS = ("ehrpredict.experiments.results", "ehrpredict.experiments.model_results")
+RUNNERS = ("ehrpredict.benchmark", "ehrpredict.experiments.benchmark")
+
+
+def test_reports_are_drawn_from_results_types_only() -> None:
+    # The page reads what a run reported, never how it ran: reporting/ may import the results types
+    # but not the runner (nor anything else of experiments/), and svg.py draws from numbers alone.
+    offenders = [f"{module} imports {n}" for module, names in imports_of("reporting").items() for n in names
+                 if (under(n, "ehrpredict.experiments") and n != "ehrpredict.experiments" and not under(n, *RESULTS))
+                 or under(n, *RUNNERS)]
+    offenders += [f"ehrpredict.reporting.svg imports {n}" for n in imports_of("reporting")["ehrpredict.reporting.svg"]
+                  if not under(n, "ehrpredict.reporting")]
+    assert offenders == []
+
+
+def test_evaluation_and_results_do_not_import_what_is_built_on_them() -> None:
+    # evaluation/ computes metrics; the results types hold them; reporting/ and the runner read both.
+    offenders = [f"{module} imports {n}" for module, names in imports_of("evaluation").items() for n in names
+                 if under(n, "ehrpredict.reporting", "ehrpredict.experiments", *RUNNERS)]
+    offenders += [f"{module} imports {n}" for module, names in imports_of("experiments").items() for n in names
+                  if module in RESULTS and under(n, "ehrpredict.reporting", *RUNNERS)]
+    assert offenders == []

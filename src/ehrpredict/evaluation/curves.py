@@ -1,6 +1,6 @@
 """ROC, precision-recall and calibration curves of a binary prediction, small enough to store in a report.
 
-The points go to ``report.json`` and are drawn by :mod:`ehrpredict.evaluation.html`, so they are plain
+The points go to ``report.json`` and are drawn by :mod:`ehrpredict.reporting.svg`, so they are plain
 lists of floats rounded to 4 decimals, and the ROC and PR curves are thinned to at most ``max_points``
 points (a held-out split of 10,000 rows would otherwise store up to 10,000 thresholds per model).
 

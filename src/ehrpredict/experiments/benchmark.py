@@ -34,6 +34,7 @@ from ehrpredict.executor import Executor
 from ehrpredict.experiments.config import BenchmarkConfig as BenchmarkConfig  # re-exported: users import it from here
 from ehrpredict.experiments.evaluate import EVALUATORS, Evaluation
 from ehrpredict.experiments.oracle import load_oracle
+from ehrpredict.experiments.results import BenchmarkReport
 from ehrpredict.ingest.output import write_json
 from ehrpredict.pipeline import TaskData, fit_pipeline
 from ehrpredict.tasks.labeler import label_many
@@ -83,7 +84,7 @@ def _models(spec: TaskSpec, config: BenchmarkConfig) -> list[tuple[str, str]]:
 
 
 def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None,
-                  executor: Executor | None = None) -> dict[str, Any]:
+                  executor: Executor | None = None) -> BenchmarkReport:
     """Run the benchmark and write the report files; returns the report."""
     start = time.perf_counter()
     specs = _specs(config.tasks)
@@ -109,15 +110,16 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None,
         "seconds": round(time.perf_counter() - start, 1),
         "tasks": [asdict(o) for o in outcomes],
     }
+    typed = BenchmarkReport.from_json(report)
     config.out.mkdir(parents=True, exist_ok=True)
-    write_json(config.out / "report.json", report)
-    from ehrpredict.evaluation.html import render_report
+    write_json(config.out / "report.json", typed.to_json())
+    from ehrpredict.reporting.html import render_report
 
     html = config.out / "report.html"
     tmp = html.with_name(".report.html.tmp")
-    tmp.write_text(render_report(report))
+    tmp.write_text(render_report(typed))
     tmp.replace(html)
-    return report
+    return typed
 
 
 def _run_task(spec: TaskSpec, data: TaskData, oracle: pl.DataFrame | None, config: BenchmarkConfig,
