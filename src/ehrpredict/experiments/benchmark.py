@@ -18,10 +18,9 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -33,8 +32,16 @@ from ehrpredict.events.source import ParquetEvents
 from ehrpredict.executor import Executor
 from ehrpredict.experiments.config import BenchmarkConfig as BenchmarkConfig  # re-exported: users import it from here
 from ehrpredict.experiments.evaluate import EVALUATORS, Evaluation
+from ehrpredict.experiments.model_results import ModelResult
 from ehrpredict.experiments.oracle import load_oracle
-from ehrpredict.experiments.results import BenchmarkReport
+from ehrpredict.experiments.results import (
+    BenchmarkReport,
+    Comparison,
+    DatasetRef,
+    OracleResult,
+    SplitStats,
+    TaskResult,
+)
 from ehrpredict.ingest.output import write_json
 from ehrpredict.pipeline import TaskData, fit_pipeline
 from ehrpredict.tasks.labeler import label_many
@@ -46,14 +53,22 @@ MULTILABEL_MODELS = (("counts", "lr"),)  # one-vs-rest logistic regression on co
 
 @dataclass
 class _TaskOutcome:
+    """A task's results while the run is under way; :meth:`result` freezes them once the run's p-values
+    have been Holm-adjusted together."""
+
     task: str
     status: str = "done"
     reason: str = ""
-    splits: dict[str, dict[str, float]] = field(default_factory=dict)
-    models: list[dict[str, Any]] = field(default_factory=list)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    oracle: dict[str, Any] | None = None
+    splits: dict[str, SplitStats] = field(default_factory=dict)
+    models: list[ModelResult] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    oracle: OracleResult | None = None
     seconds: float = 0.0
+
+    def result(self) -> TaskResult:
+        return TaskResult(name=self.task, status=self.status, reason=self.reason, splits=self.splits,
+                          models=tuple(self.models), comparisons=tuple(self.comparisons), oracle=self.oracle,
+                          seconds=self.seconds)
 
 
 def _specs(names: tuple[str, ...]) -> list[TaskSpec]:
@@ -101,16 +116,13 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None,
         data = TaskData.from_splits(source, labeled[spec.name].labels, splits, settings, executor)
         outcomes.append(_run_task(spec, data, oracle, config, bar))
     _holm_adjust(outcomes)
-    report = {
-        "ehrpredict_version": __version__,
-        "created_by": "ehrpredict benchmark",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "dataset": {"path": str(config.dataset), "fingerprint": dataset_fingerprint(config.dataset)},
-        "environment": _environment(),
-        "seconds": round(time.perf_counter() - start, 1),
-        "tasks": [asdict(o) for o in outcomes],
-    }
-    typed = BenchmarkReport.from_json(report)
+    typed = BenchmarkReport(
+        version=__version__, created_by="ehrpredict benchmark",
+        config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        dataset=DatasetRef(path=str(config.dataset), fingerprint=dataset_fingerprint(config.dataset)),
+        environment=_environment(), seconds=round(time.perf_counter() - start, 1),
+        tasks=tuple(o.result() for o in outcomes),
+    )
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "report.json", typed.to_json())
     from ehrpredict.reporting.html import render_report
@@ -157,9 +169,10 @@ def _run_task(spec: TaskSpec, data: TaskData, oracle: pl.DataFrame | None, confi
 
 
 def _holm_adjust(outcomes: list[_TaskOutcome]) -> None:
-    comparisons = [c for o in outcomes for c in o.comparisons]
-    for c, adjusted in zip(comparisons, holm([c["p_value"] for c in comparisons]), strict=True):
-        c["p_value_holm"] = adjusted
+    """Every comparison of the run gets its Holm-adjusted p-value (over all comparisons of all tasks)."""
+    adjusted = iter(holm([c.p_value for o in outcomes for c in o.comparisons]))
+    for o in outcomes:
+        o.comparisons = [replace(c, p_value_holm=next(adjusted)) for c in o.comparisons]
 
 
 def _environment() -> dict[str, str]:

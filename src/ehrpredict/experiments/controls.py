@@ -4,18 +4,18 @@ the label-shuffle control and the EHRSHOT few-shot curve."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 
 from ehrpredict import schema as S
 from ehrpredict.evaluation import auroc
+from ehrpredict.experiments.model_results import FewShotCurve, FewShotPoint, ShuffleControl, ShuffleScore
 from ehrpredict.pipeline import FittedPipeline, TaskData, fit_pipeline
 from ehrpredict.tasks.spec import TaskSpec
 
 
 def shuffle_control(spec: TaskSpec, model: FittedPipeline, data: TaskData, permutations: int, seed: int,
-                    scores: Mapping[str, Callable[[np.ndarray], float]]) -> dict[str, Any]:
+                    scores: Mapping[str, Callable[[np.ndarray], float]]) -> ShuffleControl:
     """The same pipeline trained on permuted training labels, ``permutations`` times.
 
     One permutation is not enough: a model fit to random labels still has a random direction in
@@ -39,9 +39,9 @@ def shuffle_control(spec: TaskSpec, model: FittedPipeline, data: TaskData, permu
                      else control.predict_proba_features(X_test))
         for name, score in scores.items():
             replicates[name].append(float(score(predicted)))
-    return {"permutations": permutations, **{
-        name: {"value": float(np.mean(v)), "sd": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v)),
-               "replicates": v} for name, v in replicates.items()}}
+    return ShuffleControl(permutations=permutations, scores={
+        name: ShuffleScore(value=float(np.mean(v)), sd=float(np.std(v)), min=float(np.min(v)), max=float(np.max(v)),
+                           replicates=tuple(v)) for name, v in replicates.items()})
 
 
 FEW_SHOT_K = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -56,13 +56,13 @@ def _sample(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray | Non
     return np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)])
 
 
-def few_shot(spec: TaskSpec, model: FittedPipeline, data: TaskData, seed: int) -> dict[str, Any]:
+def few_shot(spec: TaskSpec, model: FittedPipeline, data: TaskData, seed: int) -> FewShotCurve:
     """EHRSHOT protocol: k positives and k negatives for training and as many for tuning, 5 seeded
     replicates per k, always tested on the whole held-out split. Features come from the full train
     split's vocabulary (which uses no labels)."""
     y_train, y_tune, y_test = (model.target.encode(data.parts[s]) for s in (S.TRAIN, S.TUNING, S.HELD_OUT))
     X_test = data.matrix(model.representation, S.HELD_OUT)
-    curve: dict[str, Any] = {}
+    curve: list[FewShotPoint] = []
     for k in FEW_SHOT_K:
         aurocs = []
         for replicate in range(FEW_SHOT_REPLICATES):
@@ -74,8 +74,8 @@ def few_shot(spec: TaskSpec, model: FittedPipeline, data: TaskData, seed: int) -
                                   train_index=train, tuning_index=tune, target=model.target)
             aurocs.append(auroc(y_test, fitted.predict_proba_features(X_test)))
         if len(aurocs) < FEW_SHOT_REPLICATES:
-            curve[str(k)] = {"status": f"fewer than {k} positives or negatives in train or tuning"}
+            curve.append(FewShotPoint(k=k, status=f"fewer than {k} positives or negatives in train or tuning"))
             break
-        curve[str(k)] = {"status": "done", "auroc_mean": float(np.mean(aurocs)), "auroc_sd": float(np.std(aurocs)),
-                         "auroc_replicates": [float(a) for a in aurocs]}
-    return curve
+        curve.append(FewShotPoint(k=k, status="done", auroc_mean=float(np.mean(aurocs)),
+                                  auroc_sd=float(np.std(aurocs)), auroc_replicates=tuple(float(a) for a in aurocs)))
+    return FewShotCurve(points=tuple(curve))

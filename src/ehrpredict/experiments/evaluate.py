@@ -22,8 +22,24 @@ from ehrpredict.evaluation.multilabel import multilabel_report, tune_thresholds
 from ehrpredict.evaluation.regression import regression_report
 from ehrpredict.evaluation.subgroups import subgroups
 from ehrpredict.experiments.controls import few_shot, shuffle_control
-from ehrpredict.experiments.jsonable import as_json
+from ehrpredict.experiments.model_results import (
+    BinaryModelResult,
+    Curves,
+    ModelResult,
+    MultilabelModelResult,
+    MultilabelSummary,
+    RegressionModelResult,
+    SubgroupResult,
+)
 from ehrpredict.experiments.oracle import ORACLE_OUTCOMES, oracle_auroc
+from ehrpredict.experiments.results import (
+    BinarySplit,
+    Comparison,
+    MultilabelSplit,
+    OracleResult,
+    RegressionSplit,
+    SplitStats,
+)
 from ehrpredict.features.registry import get_representation
 from ehrpredict.models.targets import MIN_LABEL_POSITIVES, BinaryTarget, MultilabelTarget, RegressionTarget
 from ehrpredict.pipeline import FittedPipeline, TaskData
@@ -36,15 +52,15 @@ MIN_SUBGROUP = 30  # smaller subgroups (or single-class ones) are listed with th
 
 
 class Evaluation(Protocol):
-    def splits(self) -> dict[str, dict[str, float]]: ...
+    def splits(self) -> dict[str, SplitStats]: ...
 
     def skip_reason(self) -> str | None: ...
 
-    def evaluate(self, pipeline: FittedPipeline, started: float) -> dict[str, Any]: ...
+    def evaluate(self, pipeline: FittedPipeline, started: float) -> ModelResult: ...
 
-    def comparisons(self) -> list[dict[str, Any]]: ...
+    def comparisons(self) -> list[Comparison]: ...
 
-    def oracle(self, oracle: pl.DataFrame) -> dict[str, Any] | None: ...
+    def oracle(self, oracle: pl.DataFrame) -> OracleResult | None: ...
 
 
 def _text_info(data: TaskData, representation: str) -> dict[str, Any] | None:
@@ -58,15 +74,14 @@ class _Base:
         self.spec, self.data, self.config = spec, data, config
         self.groups = data.parts[S.HELD_OUT].get_column(S.SUBJECT_ID).to_numpy()
 
-    def comparisons(self) -> list[dict[str, Any]]:
+    def comparisons(self) -> list[Comparison]:
         return []
 
-    def oracle(self, oracle: pl.DataFrame) -> dict[str, Any] | None:
+    def oracle(self, oracle: pl.DataFrame) -> OracleResult | None:
         return None
 
-    def _common(self, pipeline: FittedPipeline) -> dict[str, Any]:
-        return {"representation": pipeline.representation, "head": pipeline.head_name,
-                "n_features": int(self.data.matrix(pipeline.representation, S.TRAIN).shape[1])}
+    def _n_features(self, pipeline: FittedPipeline) -> int:
+        return int(self.data.matrix(pipeline.representation, S.TRAIN).shape[1])
 
 
 class BinaryEvaluation(_Base):
@@ -79,12 +94,12 @@ class BinaryEvaluation(_Base):
         self.predictions: dict[str, np.ndarray] = {}
         self._attributes: pl.DataFrame | None = None
 
-    def splits(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
+    def splits(self) -> dict[str, SplitStats]:
+        out: dict[str, SplitStats] = {}
         for name, part in self.data.parts.items():
             flags = part.get_column(S.BOOLEAN_VALUE).cast(pl.Float64).to_numpy()
             prevalence = round(float(flags.mean()), 4) if part.height else 0.0
-            out[name] = {"n": part.height, "positives": int(flags.sum()), "prevalence": prevalence}
+            out[name] = BinarySplit(n=part.height, positives=int(flags.sum()), prevalence=prevalence)
         return out
 
     def skip_reason(self) -> str | None:
@@ -93,7 +108,7 @@ class BinaryEvaluation(_Base):
                 return f"the {name} split has {part.height} labels, not both classes"
         return None
 
-    def evaluate(self, pipeline: FittedPipeline, started: float) -> dict[str, Any]:
+    def evaluate(self, pipeline: FittedPipeline, started: float) -> BinaryModelResult:
         config, data, representation = self.config, self.data, pipeline.representation
         y_tune, y_test = self.y[S.TUNING], self.y[S.HELD_OUT]
         p_tune = pipeline.predict_proba_features(data.matrix(representation, S.TUNING))
@@ -103,36 +118,36 @@ class BinaryEvaluation(_Base):
         control = shuffle_control(self.spec, pipeline, data, config.shuffle_permutations, config.seed,
                                   {"auroc": lambda p: auroc(y_test, p)})
         self.predictions[f"{representation}/{pipeline.head_name}"] = p_test
-        return {
-            **self._common(pipeline), "metrics": as_json(metrics), "label_shuffle_control": control,
-            "curves": binary_curves(y_test, p_test),
-            "subgroups": self._subgroups(y_test, p_test, threshold),
-            "few_shot": few_shot(self.spec, pipeline, data, config.seed) if config.few_shot else None,
-            "featurize_seconds": round(data.seconds(representation), 2), "text": _text_info(data, representation),
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        return BinaryModelResult(
+            representation=representation, head=pipeline.head_name, n_features=self._n_features(pipeline),
+            metrics=metrics, label_shuffle_control=control, curves=Curves.from_json(binary_curves(y_test, p_test)),
+            subgroups=self._subgroups(y_test, p_test, threshold),
+            few_shot=few_shot(self.spec, pipeline, data, config.seed) if config.few_shot else None,
+            featurize_seconds=round(data.seconds(representation), 2), text=_text_info(data, representation),
+            seconds=round(time.perf_counter() - started, 2),
+        )
 
-    def _subgroups(self, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
+    def _subgroups(self, y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, dict[str, SubgroupResult]]:
         """The same metrics with CIs within each sex, age band, race/ethnicity and insurance group."""
         if self._attributes is None:
             self._attributes = subgroups(self.data.source, self.data.parts[S.HELD_OUT])
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, dict[str, SubgroupResult]] = {}
         for attribute in self._attributes.columns:
             values = self._attributes.get_column(attribute).to_numpy()
-            table: dict[str, Any] = {}
+            table: dict[str, SubgroupResult] = {}
             for value in sorted(set(values.tolist())):
                 mask = values == value
                 n, positives = int(mask.sum()), int(y[mask].sum())
                 if n < MIN_SUBGROUP or positives in (0, n):
-                    table[value] = {"n": n, "positives": positives, "status": "too few to evaluate"}
+                    table[value] = SubgroupResult(n=n, positives=positives, status="too few to evaluate")
                     continue
                 metrics = binary_report(y[mask], p[mask], self.groups[mask], threshold, n_boot=self.config.n_boot,
                                         seed=self.config.seed)
-                table[value] = {"n": n, "positives": positives, "status": "done", "metrics": as_json(metrics)}
+                table[value] = SubgroupResult(n=n, positives=positives, status="done", metrics=metrics)
             out[attribute] = table
         return out
 
-    def comparisons(self) -> list[dict[str, Any]]:
+    def comparisons(self) -> list[Comparison]:
         """Paired ΔAUROC for every pair of models (Holm-adjusted later, across the whole run)."""
         out = []
         keys = sorted(self.predictions)
@@ -141,11 +156,11 @@ class BinaryEvaluation(_Base):
             for b in keys[i + 1:]:
                 paired = paired_delta_auroc(y_test, self.predictions[a], self.predictions[b], self.groups,
                                             n_boot=self.config.n_boot, seed=self.config.seed)
-                out.append({"a": a, "b": b, "delta_auroc": paired.delta, "ci": [paired.ci_low, paired.ci_high],
-                            "p_value": paired.p_value, "n_boot": paired.n_boot})
+                out.append(Comparison(a=a, b=b, delta_auroc=paired.delta, ci=(paired.ci_low, paired.ci_high),
+                                      p_value=paired.p_value, n_boot=paired.n_boot))
         return out
 
-    def oracle(self, oracle: pl.DataFrame) -> dict[str, Any] | None:
+    def oracle(self, oracle: pl.DataFrame) -> OracleResult | None:
         if self.spec.name not in ORACLE_OUTCOMES:
             return None
         return oracle_auroc(self.spec, oracle, self.data.parts[S.HELD_OUT], self.config.n_boot, self.config.seed)
@@ -155,29 +170,29 @@ class RegressionEvaluation(_Base):
     """MAE, RMSE and R² with bootstrap CIs, beside a label-shuffle control whose R² should be near (or
     below) 0."""
 
-    def splits(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
+    def splits(self) -> dict[str, SplitStats]:
+        out: dict[str, SplitStats] = {}
         for name, part in self.data.parts.items():
             values = part.get_column(S.FLOAT_VALUE).cast(pl.Float64)
-            out[name] = {"n": part.height, "mean": round(float(values.mean() or 0.0), 4),  # type: ignore[arg-type]
-                         "sd": round(float(values.std() or 0.0), 4)}  # type: ignore[arg-type]
+            out[name] = RegressionSplit(n=part.height, mean=round(float(values.mean() or 0.0), 4),  # type: ignore[arg-type]
+                                        sd=round(float(values.std() or 0.0), 4))  # type: ignore[arg-type]
         return out
 
     def skip_reason(self) -> str | None:
         return "a split has fewer than 2 labels" if any(p.height < 2 for p in self.data.parts.values()) else None
 
-    def evaluate(self, pipeline: FittedPipeline, started: float) -> dict[str, Any]:
+    def evaluate(self, pipeline: FittedPipeline, started: float) -> RegressionModelResult:
         config, data, representation = self.config, self.data, pipeline.representation
         y_test = RegressionTarget().encode(data.parts[S.HELD_OUT])
         predicted = pipeline.predict_features(data.matrix(representation, S.HELD_OUT))
         metrics = regression_report(y_test, predicted, self.groups, config.n_boot, config.seed)
         control = shuffle_control(self.spec, pipeline, data, config.shuffle_permutations, config.seed,
                                   {"r2": lambda p: _r2(y_test, p), "mae": lambda p: float(np.mean(np.abs(p - y_test)))})
-        return {
-            **self._common(pipeline), "regression_metrics": as_json(metrics), "label_shuffle_control": control,
-            "featurize_seconds": round(data.seconds(representation), 2), "text": _text_info(data, representation),
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        return RegressionModelResult(
+            representation=representation, head=pipeline.head_name, n_features=self._n_features(pipeline),
+            metrics=metrics, label_shuffle_control=control, featurize_seconds=round(data.seconds(representation), 2),
+            text=_text_info(data, representation), seconds=round(time.perf_counter() - started, 2),
+        )
 
 
 def _r2(y: np.ndarray, p: np.ndarray) -> float:
@@ -193,9 +208,10 @@ class MultilabelEvaluation(_Base):
         super().__init__(spec, data, config)
         self.target = MultilabelTarget().fit(data.parts[S.TRAIN])
 
-    def splits(self) -> dict[str, dict[str, float]]:
+    def splits(self) -> dict[str, SplitStats]:
         n = len(self.target.categories_)
-        return {name: {"n": part.height, "categories": n, "prevalence": 0.0} for name, part in self.data.parts.items()}
+        return {name: MultilabelSplit(n=part.height, categories=n, prevalence=0.0)
+                for name, part in self.data.parts.items()}
 
     def skip_reason(self) -> str | None:
         n = len(self.target.categories_)
@@ -203,16 +219,16 @@ class MultilabelEvaluation(_Base):
             return f"{n} categories with >= {MIN_LABEL_POSITIVES} train cases"
         return None
 
-    def evaluate(self, pipeline: FittedPipeline, started: float) -> dict[str, Any]:
+    def evaluate(self, pipeline: FittedPipeline, started: float) -> MultilabelModelResult:
         data, representation = self.data, pipeline.representation
         Y = {n: pipeline.target.encode(data.parts[n]) for n in (S.TUNING, S.HELD_OUT)}
         P = {n: pipeline.predict_proba_features(data.matrix(representation, n)) for n in (S.TUNING, S.HELD_OUT)}
         thresholds = tune_thresholds(Y[S.TUNING], P[S.TUNING])
-        payload = as_json(multilabel_report(Y[S.HELD_OUT], P[S.HELD_OUT], thresholds))
-        payload.pop("per_label_f1", None)
-        payload["labels_present"] = len(payload["labels_present"])
-        return {**self._common(pipeline), "head": f"{pipeline.head_name} (one-vs-rest)",
-                "multilabel_metrics": payload, "categories": len(self.target.categories_)}
+        metrics = multilabel_report(Y[S.HELD_OUT], P[S.HELD_OUT], thresholds)
+        return MultilabelModelResult(representation=representation, head=f"{pipeline.head_name} (one-vs-rest)",
+                                     n_features=self._n_features(pipeline),
+                                     metrics=MultilabelSummary.from_metrics(metrics),
+                                     categories=len(self.target.categories_))
 
 
 EVALUATORS: dict[str, Callable[[TaskSpec, TaskData, BenchmarkConfig], Evaluation]] = {

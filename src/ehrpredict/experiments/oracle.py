@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from ehrpredict import schema as S
 from ehrpredict.evaluation import binary_report
 from ehrpredict.evaluation.curves import binary_curves
-from ehrpredict.experiments.jsonable import as_json
+from ehrpredict.experiments.model_results import Curves
+from ehrpredict.experiments.results import OracleResult
 from ehrpredict.tasks.spec import TaskSpec, parse_duration
 
 # Built-in task -> outcome name in a synthetic hospital's oracle file.
@@ -43,19 +43,19 @@ def load_oracle(dataset: Path) -> pl.DataFrame | None:
 
 
 def oracle_auroc(spec: TaskSpec, oracle: pl.DataFrame, held_out: pl.DataFrame, n_boot: int,
-                 seed: int) -> dict[str, Any]:
+                 seed: int) -> OracleResult:
     """The oracle's metrics on the held-out label rows it has a probability for."""
     truth = oracle.filter(pl.col("outcome") == ORACLE_OUTCOMES[spec.name])
     anchors = truth.get_column("anchor").unique().to_list()
     if len(anchors) != 1:
-        return {"status": "no single oracle anchor"}
+        return OracleResult(status="no single oracle anchor")
     offset = parse_duration(anchors[0].split("+")[1], "anchor") if "+" in anchors[0] else timedelta(0)
     truth = truth.select(S.SUBJECT_ID, pl.col(S.PREDICTION_TIME) + pl.lit(spec.offset - offset), "probability")
     joined = held_out.join(truth, on=[S.SUBJECT_ID, S.PREDICTION_TIME], how="inner")
     if joined.height < 10 or joined.get_column(S.BOOLEAN_VALUE).n_unique() < 2:
-        return {"status": "too few matched episodes", "matched": joined.height}
+        return OracleResult(status="too few matched episodes", matched=joined.height)
     y = joined.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int)
     metrics = binary_report(y, joined.get_column("probability").to_numpy(), joined.get_column(S.SUBJECT_ID).to_numpy(),
                             0.5, n_boot=n_boot, seed=seed)
-    return {"status": "done", "matched": joined.height, "of": held_out.height, "metrics": as_json(metrics),
-            "curves": binary_curves(y, joined.get_column("probability").to_numpy())}
+    return OracleResult(status="done", matched=joined.height, of=held_out.height, metrics=metrics,
+                        curves=Curves.from_json(binary_curves(y, joined.get_column("probability").to_numpy())))
