@@ -30,7 +30,7 @@ from ehrpredict.errors import ConfigError
 from ehrpredict.events.source import EventSource, ParquetEvents, as_source
 from ehrpredict.executor import Executor
 from ehrpredict.features.base import Featurizer
-from ehrpredict.features.combine import Concatenated, concatenate
+from ehrpredict.features.combine import concatenate
 from ehrpredict.features.registry import RepresentationSettings, get_representation
 from ehrpredict.models.heads import make_head, make_regressor
 from ehrpredict.models.multilabel import make_multilabel_head
@@ -73,10 +73,8 @@ class TaskData:
         """The representation's featurizer fitted on the train split (a combination: of its fitted parts)."""
         if representation not in self._fitted:
             spec = get_representation(representation)
-            if spec.parts:
-                parts = [get_representation(p) for p in spec.parts]
-                self._fitted[representation] = Concatenated([(p.name, self.featurizer(p.name)) for p in parts],
-                                                            [p.raw_counts for p in parts])
+            if spec.parts:  # the parts' fitted featurizers, shared with the parts' own use
+                self._fitted[representation] = spec.combine(lambda part: self.featurizer(part.name))
             else:
                 start = time.perf_counter()
                 self._fitted[representation] = spec.featurizer(self.settings).fit(

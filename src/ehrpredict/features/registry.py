@@ -90,8 +90,13 @@ class Representation:
         """An unfitted featurizer (a combination's parts fitted together: see :class:`Concatenated`)."""
         if self.build is not None:
             return self.build(settings)
+        return self.combine(lambda part: part.featurizer(settings))
+
+    def combine(self, featurizer_of: Callable[[Representation], Featurizer]) -> Concatenated:
+        """A combination's :class:`Concatenated` of its parts' featurizers (``featurizer_of(part)``:
+        new ones, or ones fitted before), raw-count parts flagged for log1p."""
         parts = [get_representation(p) for p in self.parts]
-        return Concatenated([(p.name, p.featurizer(settings)) for p in parts], [p.raw_counts for p in parts])
+        return Concatenated([(p.name, featurizer_of(p)) for p in parts], [p.raw_counts for p in parts])
 
 
 REPRESENTATIONS: dict[str, Representation] = {
