@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from ehrpredict.evaluation import _weighted
 from ehrpredict.evaluation._validate import MetricInputError, check_binary, check_threshold
 
-ThresholdRule = Literal["youden", "sensitivity", "specificity"]
+ThresholdRule = Literal["youden", "sensitivity", "specificity", "alert_rate"]
 
 
 class ThresholdMetrics(NamedTuple):
@@ -125,7 +125,8 @@ def choose_threshold(
 
     - ``"youden"``: maximise sensitivity + specificity − 1 (the highest such threshold on ties);
     - ``"sensitivity"``: the highest threshold whose sensitivity is at least ``target``;
-    - ``"specificity"``: the lowest threshold whose specificity is at least ``target``.
+    - ``"specificity"``: the lowest threshold whose specificity is at least ``target``;
+    - ``"alert_rate"``: the lowest threshold that flags at most a ``target`` share of the rows.
 
     Unlike the metrics, tuning data with a single class is an error: no threshold is meaningful and a
     NaN would silently propagate into every operating-point metric downstream.
@@ -133,8 +134,8 @@ def choose_threshold(
     >>> choose_threshold([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.8])
     0.6
     """
-    if rule not in ("youden", "sensitivity", "specificity"):
-        raise MetricInputError(f"expected rule 'youden', 'sensitivity' or 'specificity', got {rule!r}")
+    if rule not in ("youden", "sensitivity", "specificity", "alert_rate"):
+        raise MetricInputError(f"expected rule 'youden', 'sensitivity', 'specificity' or 'alert_rate', got {rule!r}")
     y_, p_ = check_binary(y_tune, p_tune)
     if y_.min() == y_.max():
         raise MetricInputError(f"expected both classes in the tuning labels, got only {int(y_[0])}")
@@ -145,6 +146,16 @@ def choose_threshold(
         raise MetricInputError(f"expected a target in [0, 1] for rule {rule!r}, got {target!r}")
     if rule == "sensitivity":
         return float(candidates[int(np.flatnonzero(sens >= target)[0])])
+    if rule == "alert_rate":
+        # candidates descend, so the share of rows flagged (p >= candidate) ascends
+        flagged = np.searchsorted(np.sort(-p_), -candidates, side="right") / p_.size
+        within = np.flatnonzero(flagged <= target)
+        if within.size == 0:
+            raise MetricInputError(
+                f"expected some threshold to flag at most {target} of the rows, got at least {flagged[0]:.4f} "
+                "(the highest score is shared by too many rows)"
+            )
+        return float(candidates[int(within[-1])])
     reaching = np.flatnonzero(spec >= target)
     if reaching.size == 0:
         raise MetricInputError(

@@ -381,11 +381,13 @@ def _task_section(task: TaskResult) -> str:
     return title + splits + _binary_body(task)
 
 
-def render_report(report: BenchmarkReport) -> str:
-    """The report as one HTML page: tables and inline-SVG plots, no scripts, fonts or URLs."""
+def render_report(report: BenchmarkReport, title: str = "ehrpredict benchmark", extra_html: str = "") -> str:
+    """The report as one HTML page: tables and inline-SVG plots, no scripts, fonts or URLs.
+    ``extra_html`` (already escaped) goes between the header and the tasks (``ehrpredict fit``'s
+    calibration and operating point)."""
     config = report.config
     header = (
-        f"<h1>ehrpredict benchmark</h1><p>dataset <code>{escape(report.dataset.path)}</code> "
+        f"<h1>{escape(title)}</h1><p>dataset <code>{escape(report.dataset.path)}</code> "
         f"(fingerprint {escape(report.dataset.fingerprint)}) · seed {config['seed']} · "
         f"{config['n_boot']} patient-level bootstrap resamples · ehrpredict {escape(report.version)}"
         f" · {report.seconds} s</p><p class=muted>Metrics are on the held-out split. Intervals are 95% "
@@ -395,5 +397,5 @@ def render_report(report: BenchmarkReport) -> str:
         f"of one representation) / training and evaluation of one model, in seconds.</p>"
     )
     body = "".join(_task_section(t) for t in report.tasks)
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>ehrpredict benchmark</title>"
-            f"<style>{STYLE}</style></head><body>{header}{body}</body></html>\n")
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{header}{extra_html}{body}</body></html>\n")
