@@ -189,6 +189,47 @@ def _model_summary(model: ModelResult) -> str:
             f"control {_fmt(control.value)}")
 
 
+def _fit(args: argparse.Namespace) -> int:
+    from ehrpredict.bundle.fit import fit_bundle
+    from ehrpredict.experiments.config import BenchmarkConfig
+
+    config = BenchmarkConfig(
+        dataset=args.dataset, out=args.out, tasks=(args.task,), representations=(args.representation,),
+        heads=(args.head,), n_boot=args.bootstrap, seed=args.seed, shuffle_permutations=args.shuffle_permutations,
+        text_format=args.text_format, text_max_tokens=args.text_max_tokens, include_notes=not args.no_notes,
+        encoder=args.encoder, encoder_model=args.encoder_model, encoder_url=args.encoder_url,
+        encoder_instruction=args.encoder_instruction, cache_dir=args.cache_dir, coding_delay=args.coding_delay,
+    )
+    result = fit_bundle(config, args.out, threshold=args.threshold, name=args.name, overwrite=args.overwrite,
+                        progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+    manifest = result.bundle.manifest
+    for model in result.report.tasks[0].models:
+        print(f"{manifest['task']['name']:<32}{_model_summary(model)}")
+    op = manifest.get("operating_point")
+    if op:
+        held = op["held_out"]
+        calibration = op["held_out_calibration"]
+        print(f"  calibration: {manifest['calibration']['reason']}")
+        print(f"  held-out Brier {_fmt(calibration['before']['brier']['value'])} -> "
+              f"{_fmt(calibration['after']['brier']['value'])}, ECE {_fmt(calibration['before']['ece']['value'])} -> "
+              f"{_fmt(calibration['after']['ece']['value'])} (before -> after calibration)")
+        print(f"  threshold {op['threshold']:.4f} ({op['rule']}): held-out sensitivity "
+              f"{_fmt(held['sensitivity']['value'])}, specificity {_fmt(held['specificity']['value'])}, PPV "
+              f"{_fmt(held['ppv']['value'])}, {op['held_out_alerts_per_100']:.1f} alerts per 100")
+    print(f"wrote bundle {result.out} (model version {manifest['model_version']}, {result.seconds} s)\n"
+          f"  model card: {result.out / 'MODEL_CARD.md'}\n  report:     {result.out / 'report' / 'report.html'}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ehrpredict.bundle.predict import predict_bundle, summary_text
+
+    result = predict_bundle(args.bundle, args.dataset, args.out, labels=args.labels, explain=args.explain,
+                            progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+    print(summary_text(result))
+    return 0
+
+
 def _serialize(args: argparse.Namespace) -> int:
     from ehrpredict.text.serialize import SerializerConfig, approx_tokens, serialize_subject
 
@@ -334,6 +375,35 @@ def build_parser() -> argparse.ArgumentParser:
     _text_options(bench)
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(handler=_benchmark)
+    fit = sub.add_parser("fit", help="train, calibrate and evaluate one model; keep it as a bundle")
+    fit.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    fit.add_argument("task", help="a built-in task name (see `ehrpredict tasks`) or a task YAML file")
+    fit.add_argument("--representation", default="counts", help="counts, text or counts+text (default counts)")
+    fit.add_argument("--head", default="lgbm", help="lgbm or lr (default lgbm; multilabel tasks: lr)")
+    fit.add_argument("--out", type=Path, required=True, help="the bundle directory to write")
+    fit.add_argument("--threshold", default="max-youden",
+                     help="how the operating threshold is chosen on the tuning split's calibrated probabilities: "
+                     "max-youden, sensitivity:0.9, specificity:0.9 or alert-rate:0.1 (default max-youden)")
+    fit.add_argument("--name", default=None, help="the model's name (default TASK.REPRESENTATION.HEAD)")
+    fit.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap resamples")
+    fit.add_argument("--shuffle-permutations", type=int, default=2, help="label-shuffle control replicates")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing bundle directory")
+    _coding_delay_option(fit)
+    _text_options(fit)
+    fit.add_argument("--quiet", action="store_true")
+    fit.set_defaults(handler=_fit)
+    predict = sub.add_parser("predict", help="score a MEDS dataset with a bundle (MEDS prediction schema)")
+    predict.add_argument("bundle", type=Path, help="a bundle directory (from ehrpredict fit)")
+    predict.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    predict.add_argument("--out", type=Path, required=True, help="predictions parquet to write (summary beside it)")
+    predict.add_argument("--labels", type=Path, default=None,
+                         help="parquet or CSV of subject_id, prediction_time to score (default: the bundle's task "
+                         "labeled on DATASET)")
+    predict.add_argument("--explain", type=int, default=0, metavar="K",
+                         help="add each row's top K factors up and down (default 0: none)")
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(handler=_predict)
     explain = sub.add_parser("explain", help="how a subject's text-model risk moves when each section or line "
                              "of their timeline is left out (occlusion)")
     explain.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")

@@ -126,6 +126,29 @@ class ParquetEvents:
         return str(self.root)
 
 
+@dataclass(frozen=True)
+class ShardView:
+    """One shard of another source, as a source of its own (streaming: featurize shard by shard, so
+    memory follows a shard, not the dataset). Codes and metadata are the whole source's."""
+
+    source: EventSource
+    shard: ShardRef
+
+    def shards(self) -> tuple[ShardRef, ...]:
+        return (self.shard,)
+
+    def read(self, shard: ShardRef, columns: Sequence[str], subjects: pl.Series | None = None) -> pl.DataFrame:
+        if shard != self.shard:
+            raise DataError(f"expected the shard {self.shard!r} of this view, got {shard!r}")
+        return self.source.read(shard, columns, subjects)
+
+    def codes(self) -> pl.DataFrame:
+        return self.source.codes()
+
+    def metadata(self) -> Mapping[str, Any]:
+        return self.source.metadata()
+
+
 @dataclass(frozen=True, eq=False)
 class InMemoryEvents:
     """Events in a polars frame (``subject_id``, ``time``, ``code``; ``numeric_value`` and
