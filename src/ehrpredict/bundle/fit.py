@@ -172,8 +172,9 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
                           f"{config.representations}, {config.heads}")
     rule = ThresholdRule.parse(threshold)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"expected a new or empty bundle directory, got {'a file' if not out.is_dir() else 'a non-empty '
-                          'directory'}: {out} (pass --overwrite to replace it)")
+        what = "a non-empty directory" if out.is_dir() else "a file"
+        raise ConfigError(f"expected a new or empty bundle directory, got {what}: {out} (pass --overwrite to "
+                          "replace it)")
     spec = load_task(config.tasks[0])
     representation, head = config.representations[0], config.heads[0]
     if spec.label_type not in EVALUATORS:
