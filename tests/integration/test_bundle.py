@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -216,3 +218,21 @@ def test_fit_and_predict_commands(hospital: Path, tmp_path: Path, capsys: pytest
     assert "predictions for" in capsys.readouterr().out
     tuning_alerts = json.loads((bundle / MANIFEST).read_text())["operating_point"]["tuning"]["alerts_per_100"]
     assert tuning_alerts <= 20.0
+
+
+def test_meds_evaluation_reads_our_predictions_and_agrees(hospital: Path, bundles: dict[str, Path], tmp_path: Path,
+                                                          meds_evaluation: Callable[[Path], Any]) -> None:
+    """meds-evaluation 0.0.6 (its own environment) accepts ``ehrpredict predict``'s file, and on one row per
+    subject (it samples rows per subject) its AUROC equals ours."""
+    labels = label_many(hospital, [load_task(BINARY)])[BINARY].labels
+    first = labels.sort(S.SUBJECT_ID, S.PREDICTION_TIME).unique(S.SUBJECT_ID, keep="first", maintain_order=True)
+    first.select(S.SUBJECT_ID, S.PREDICTION_TIME, S.BOOLEAN_VALUE).write_parquet(tmp_path / "rows.parquet")
+    result = predict_bundle(bundles["binary-lgbm"], hospital, tmp_path / "one.parquet", labels=tmp_path / "rows.parquet")
+    assert pl.read_parquet(result.out).get_column(S.SUBJECT_ID).is_unique().all()
+    report = meds_evaluation(result.out)
+    assert report.ok, report.failures
+    assert report.meds_evaluation_auroc == pytest.approx(report.ehrpredict_auroc, abs=1e-9)
+    assert 0.5 < report.meds_evaluation_auroc < 1.0
+    # several rows per subject: the schema check still passes
+    every = predict_bundle(bundles["binary-lgbm"], hospital, tmp_path / "all.parquet")
+    assert meds_evaluation(every.out).schema_error is None
