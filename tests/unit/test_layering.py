@@ -192,7 +192,8 @@ LAYERS: dict[str, int] = {
     "features": 5,
     "pipeline": 6,
     **dict.fromkeys(("experiments", "explain"), 7),
-    "cli": 8,
+    "bundle": 8,
+    "cli": 9,
 }
 
 

@@ -10,13 +10,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ehrpredict.evaluation.bootstrap import Estimate
 from ehrpredict.experiments.model_results import (
     BinaryModelResult,
     ModelResult,
     MultilabelModelResult,
     RegressionModelResult,
 )
-from ehrpredict.evaluation.bootstrap import Estimate
 
 
 def _est(e: Estimate | Mapping[str, Any] | None) -> str:
@@ -89,7 +89,8 @@ def _multilabel_sections(result: MultilabelModelResult) -> list[str]:
     return ["## Performance on the held-out split", "", f"{result.categories} categories with at least 5 training "
             f"cases; per-category thresholds maximise F1 on the tuning split.", "", "| metric | value |", "|---|---|",
             f"| micro-F1 | {m.micro_f1:.3f} |", f"| macro-F1 | {m.macro_f1:.3f} |",
-            f"| precision@{m.k} | {m.precision_at_k:.3f} |", f"| mean average precision | {m.mean_average_precision:.3f} |"]
+            f"| precision@{m.k} | {m.precision_at_k:.3f} |",
+            f"| mean average precision | {m.mean_average_precision:.3f} |"]
 
 
 def model_card(manifest: Mapping[str, Any], result: ModelResult) -> str:
@@ -101,13 +102,15 @@ def model_card(manifest: Mapping[str, Any], result: ModelResult) -> str:
              f"ehrpredict {manifest['ehrpredict_version']} · bundle format {manifest['format_version']} · "
              f"created {manifest['created']}", "",
              "## Intended use", "",
-             f"Predicts **{task['name']}** ({task['label_type']}): {task['description'].rstrip('.')}. The prediction time is "
+             f"Predicts **{task['name']}** ({task['label_type']}): {task['description'].rstrip('.')}. "
+             "The prediction time is "
              f"the task's anchor `{task['anchor']}` plus {task['offset_hours']:g} h; the model reads only events "
              "recorded at or before it. For research and for decision support reviewed by clinicians, on "
              "patients like the training cohort below; not validated for autonomous decisions.", "",
              "## Training data and cohort", "",
-             f"- Dataset `{data['path']}` (content fingerprint `{data['fingerprint']}`), label rows by split: {splits}.",
-             f"- The task's cohort and exclusions are in `task.yaml`; the featurizer was fitted on the train split, the "
+             f"- Dataset `{data['path']}` (content fingerprint `{data['fingerprint']}`), label rows by split: "
+             f"{splits}.",
+             "- The task's cohort and exclusions are in `task.yaml`; the featurizer was fitted on the train split, the "
              "head early-stopped/tuned and the calibrator and threshold chosen on the tuning split; held_out was "
              "used only for the figures below.",
              f"- Representation `{rep['name']}` ({rep['n_features']:,} features), head `{manifest['head']['name']}`, "

@@ -139,7 +139,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
     """The manifest, after checking the format version and every listed file's hash."""
     root = Path(root)
     if not root.is_dir():
-        raise BundleError(f"expected a bundle directory (from ehrpredict fit), got {'a file' if root.exists() else 'no such path'}: "
+        what = "a file" if root.exists() else "no such path"
+        raise BundleError(f"expected a bundle directory (from ehrpredict fit), got {what}: "
                           f"{root}")
     manifest = read_json(root / MANIFEST)
     if manifest.get("format") != FORMAT:

@@ -163,7 +163,8 @@ def _calibration_json(before: Any, after: Any) -> dict[str, Any]:
 
 
 def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden", name: str | None = None,
-               overwrite: bool = False, progress: Progress | None = None, executor: Executor | None = None) -> FitResult:
+               overwrite: bool = False, progress: Progress | None = None, executor: Executor | None = None
+               ) -> FitResult:
     """Fit ``config``'s one task × representation × head on ``config.dataset`` and write a bundle to ``out``."""
     say = progress or (lambda message: None)
     start = time.perf_counter()
@@ -178,7 +179,8 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
     spec = load_task(config.tasks[0])
     representation, head = config.representations[0], config.heads[0]
     if spec.label_type not in EVALUATORS:
-        raise ConfigError(f"expected a binary, regression or multilabel task to fit, got {spec.name} ({spec.label_type}): "
+        raise ConfigError(f"expected a binary, regression or multilabel task to fit, got {spec.name} "
+                          f"({spec.label_type}): "
                           "time-to-event bundles come with the survival heads")
     if spec.label_type == "multilabel" and (representation, head) != ("counts", "lr"):
         raise ConfigError(f"expected --representation counts --head lr for the multilabel task {spec.name}, got "

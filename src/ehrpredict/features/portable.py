@@ -87,14 +87,15 @@ def _counts_state(featurizer: CountsFeaturizer, key: str) -> FeaturizerState:
             "extra": {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()},
             "n_features": len(featurizer.feature_names_)}
     frames = {f"{key}.codes": pl.DataFrame({S.CODE: featurizer.codes_}),
-              f"{key}.features": pl.DataFrame({"feature": list(featurizer.feature_names_)}, schema={"feature": pl.String})}
+              f"{key}.features": pl.DataFrame({"feature": list(featurizer.feature_names_)},
+                                              schema={"feature": pl.String})}
     if featurizer.parents_ is not None:
         frames[f"{key}.parents"] = featurizer.parents_
     return FeaturizerState(spec, frames)
 
 
 def _counts_from(spec: dict[str, Any], state: FeaturizerState, key: str) -> CountsFeaturizer:
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["params"].items()}
+    params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["params"].items()}
     featurizer = CountsFeaturizer(**params)
     featurizer.windows_ = _windows(featurizer.windows)
     featurizer.coding_delay_ = _delay_from(spec["coding_delay"])

@@ -43,11 +43,12 @@ _EPS = 1e-12
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
+    return np.asarray(np.log(p) - np.log1p(-p))
 
 
 class Calibrator(Protocol):
-    method: str
+    @property
+    def method(self) -> str: ...
 
     def transform(self, p: np.ndarray) -> np.ndarray: ...
 

@@ -187,7 +187,8 @@ def _lgbm_in(spec: dict[str, Any], state: HeadState, key: str, binary: bool
     params = {k: spec[k] for k in ("seed", "n_estimators", "learning_rate", "num_leaves", "early_stopping_rounds",
                                    "n_jobs")}
     head = EarlyStoppedLightGBM(**params) if binary else EarlyStoppedLightGBMRegressor(**params)
-    head.model_ = BoosterModel(state.text(f"{key}.model"), binary=binary, n_jobs=int(params["n_jobs"]))
+    # the booster in place of the LGBM wrapper it came from: same predict/predict_proba, nothing else
+    head.model_ = BoosterModel(state.text(f"{key}.model"), binary=binary, n_jobs=int(params["n_jobs"]))  # type: ignore[assignment]
     head.best_iteration_ = int(spec["best_iteration_"])
     head.n_features_in_ = int(spec["n_features_in"])
     if head.model_.n_features_in_ != head.n_features_in_:
@@ -248,7 +249,8 @@ def _kind_of(step: Any) -> str:
     for kind, (cls, _, _) in STEP_KINDS.items():
         if type(step) is cls:
             return kind
-    raise ConfigError(f"expected a head step of a known kind ({', '.join(c.__name__ for c, _, _ in STEP_KINDS.values())}), "
+    known = ", ".join(c.__name__ for c, _, _ in STEP_KINDS.values())
+    raise ConfigError(f"expected a head step of a known kind ({known}), "
                       f"got {type(step).__name__}")
 
 
