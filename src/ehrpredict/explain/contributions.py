@@ -61,7 +61,7 @@ class Contributions:
 
     def score(self) -> np.ndarray:
         """The raw score of each row: base plus every contribution."""
-        return self.base + np.asarray(self.values.sum(axis=1)).ravel()
+        return np.asarray(self.base + np.asarray(self.values.sum(axis=1)).ravel())
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,9 @@ def _window(feature: str) -> str:
 
 def _event(event: Mapping[str, Any], descriptions: Mapping[str, str]) -> TimelineEvent:
     code = event[S.CODE]
-    description = descriptions.get(code, code)
+    description, unit = split_unit(descriptions.get(code, code))  # the unit goes with the value
     value = None
     if event[S.NUMERIC_VALUE] is not None:
-        _, unit = split_unit(description)
         value = format_number(float(event[S.NUMERIC_VALUE])) + (f" {unit}" if unit else "")
     elif event[S.TEXT_VALUE] is not None:
         value = str(event[S.TEXT_VALUE])
