@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
@@ -46,6 +47,17 @@ class Concatenated:
                   executor: Executor | None = None) -> sp.csr_matrix:
         return concatenate([part.transform(labels, source=source, executor=executor) for _, part in self.parts],
                            self.log_transform)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """The parts' column names, side by side as :meth:`transform` puts their columns."""
+        names = []
+        for name, part in self.parts:
+            accessor = getattr(part, "get_feature_names_out", None)
+            if accessor is None:
+                raise ConfigError(f"expected every part to name its columns (get_feature_names_out), got "
+                                  f"{type(part).__name__} for part {name!r}")
+            names.append(np.asarray(accessor(), dtype=str))
+        return np.concatenate(names)
 
     def describe(self) -> dict[str, Any]:
         return {name: part.describe() for name, part in self.parts}

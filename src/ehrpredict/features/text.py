@@ -32,6 +32,7 @@ from ehrpredict.text.serialize import SERIALIZER_VERSION, SerializedTimeline, Se
 # The serializer's token budget when none is given: this many encoder windows (the rest is chunked
 # and pooled). Long enough for recent labs, vitals, conditions and medications of a typical stay.
 DEFAULT_CHUNKS = 2
+EMBEDDING_PREFIX = "text_embedding_"  # column i of the embeddings is named text_embedding_{i}
 
 
 def default_cache_dir() -> Path:
@@ -122,6 +123,10 @@ class TextFeaturizer(BaseEstimator):
         X, stats = embed_texts([t.text for t in timelines], self.encoder_, self._store(), executor=executor)
         self.stats_ = self.stats_.add(stats, sum(1 for t in timelines if any(n for _, n in t.truncated)))
         return X
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """``text_embedding_0`` … ``text_embedding_{dimension - 1}``: the columns of :meth:`transform`."""
+        return np.asarray([f"{EMBEDDING_PREFIX}{i}" for i in range(self.dimension_)])
 
     def describe(self) -> dict[str, Any]:
         """Settings and embedding costs for a report."""

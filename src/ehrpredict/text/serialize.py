@@ -37,7 +37,7 @@ item carries flags in the fitted rows' histories but this value was not flagged,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -102,7 +102,7 @@ from ehrpredict.text.sections import (
     visits,
 )
 from ehrpredict.text.selection import ItemSelection, count_items, select_items
-from ehrpredict.vocab.kinds import CodeKinds, code_kinds
+from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS, CodeKinds, code_kinds
 
 # 1.1: the lab and vital items shown (and which labs read "normal") are learned on the fitted rows,
 # no longer taken from the whole dataset's code counts in codes.parquet.
@@ -118,6 +118,7 @@ __all__ = [
     "SerializerConfig",
     "TimelineSerializer",
     "approx_tokens",
+    "describe_codes",
     "serialize_subject",
 ]
 
@@ -216,6 +217,12 @@ class _Vocabulary:
         if other.is_empty() or other.join(described, on=S.CODE, how="anti").is_empty():
             return self
         return _Vocabulary(pl.concat([described, other.join(described, on=S.CODE, how="anti")]), self.kinds)
+
+    def describe(self, codes: Iterable[str]) -> dict[str, str]:
+        """Each of ``codes`` as the text names it: its description, the code itself where there is none."""
+        wanted = pl.DataFrame({S.CODE: list(codes)}, schema={S.CODE: pl.String}).unique()
+        named = wanted.join(self.codes, on=S.CODE, how="left").select(S.CODE, pl.coalesce(S.DESCRIPTION, S.CODE))
+        return dict(named.iter_rows())
 
     def table(self, codes: pl.Series, selection: ItemSelection | None) -> pl.DataFrame:
         """One row per distinct code of a shard: integer id (rank of the code), kind, description (or
@@ -436,6 +443,22 @@ class TimelineSerializer:
             out.append((row, SerializedTimeline(subject, prediction_time, self.config.format, sections,
                                                 tuple(cut_by_row.get(row, ())))))
         return out
+
+
+def describe_codes(codes: Iterable[str], dictionary: pl.DataFrame,
+                   fitted: TimelineSerializer | None = None) -> dict[str, str]:
+    """Code → the words a timeline's text uses for it: the description in ``fitted``'s dictionary (when a
+    fitted serializer is given), else in ``dictionary`` (a source's ``code, description`` table), else
+    the code itself.
+
+    >>> dictionary = pl.DataFrame({"code": ["LAB//50912//mg/dL", "X"], "description": ["Creatinine [mg/dL]", " "]})
+    >>> describe_codes(["LAB//50912//mg/dL", "X", "Y"], dictionary) == {
+    ...     "LAB//50912//mg/dL": "Creatinine [mg/dL]", "X": "X", "Y": "Y"}
+    True
+    """
+    if fitted is not None and hasattr(fitted, "vocabulary_"):
+        return fitted.vocabulary_.extended(dictionary).describe(codes)
+    return _Vocabulary(dictionary, DEFAULT_CODE_KINDS).describe(codes)
 
 
 def serialize_subject(dataset: str | Path, task: str | Path, subject_id: int,

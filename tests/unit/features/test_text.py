@@ -54,3 +54,5 @@ def test_the_texts_show_the_labs_of_the_rows_it_was_fitted_on(tmp_path: Path) ->
     assert described["selection"] == {"n_rows": 2, "vitals": {}, "labs": {"LAB//50912//mg/dL": 2},
                                       "flagged_labs": []}
     assert described["serializer_version"] == SERIALIZER_VERSION
+    names = featurizer.get_feature_names_out()  # one name per embedding column, for explanations
+    assert len(names) == featurizer.dimension_ and list(names[:2]) == ["text_embedding_0", "text_embedding_1"]
