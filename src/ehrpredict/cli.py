@@ -282,29 +282,39 @@ def _text_options(parser: argparse.ArgumentParser) -> None:
 def _explain(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from ehrpredict.bundle import load_bundle
+    from ehrpredict.bundle.explain import explain_bundle_rows, explain_text_row, subject_rows
     from ehrpredict.errors import ConfigError
-    from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
-    from ehrpredict.features.registry import RepresentationSettings
-    from ehrpredict.text.encoders import EncoderConfig
+    from ehrpredict.events.source import ParquetEvents
+    from ehrpredict.ingest.output import write_text
+    from ehrpredict.tasks.labeler import label_many
 
     when = None
-    if args.prediction_time:
+    if args.at:
         try:
-            when = datetime.fromisoformat(args.prediction_time)
+            when = datetime.fromisoformat(args.at)
         except ValueError as exc:
-            raise ConfigError(
-                f"expected --prediction-time like 2150-01-02T08:00, got {args.prediction_time!r}") from exc
-    settings = RepresentationSettings(
-        coding_delay=args.coding_delay, text_format=args.text_format, include_notes=not args.no_notes,
-        encoder=EncoderConfig(kind=args.encoder, model=args.encoder_model, url=args.encoder_url,
-                              instruction=args.encoder_instruction),
-        text_max_tokens=args.text_max_tokens, cache_dir=args.cache_dir,
-    )
-    print(f"training {args.representation}/{args.head} for {args.task} on the train split "
-          "(embeddings are cached)...", file=sys.stderr)
-    model = fit_text_model(args.dataset, args.task, args.representation, args.head, settings, seed=args.seed)
-    result = explain_occlusion(model, args.subject, when, by=args.by)
-    print(result.summary(args.top))
+            raise ConfigError(f"expected --at like 2150-01-02T08:00 (dataset time), got {args.at!r}") from exc
+    bundle = load_bundle(args.bundle)
+    source = ParquetEvents(args.dataset)
+    labels = None
+    if when is None:
+        print(f"labeling {bundle.task.name} on {args.dataset} to find the subject's first prediction time...",
+              file=sys.stderr)
+        labels = label_many(args.dataset, [bundle.task])[bundle.task.name].labels
+    row = subject_rows(bundle, source, labels, args.subject, when)
+    if bundle.pipeline.representation == "text":
+        occlusion = explain_text_row(bundle, source, row, by=args.by)
+        print(occlusion.summary(args.top))
+        if args.html:
+            raise ConfigError("expected --html for a counts or counts+text bundle; a text bundle's occlusion prints "
+                              "as text")
+        return 0
+    card = explain_bundle_rows(bundle, source, row, k=args.top)[0]
+    print(card.summary())
+    if args.html:
+        write_text(args.html, card.to_html())
+        print(f"wrote {args.html}")
     return 0
 
 
@@ -404,20 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="add each row's top K factors up and down (default 0: none)")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(handler=_predict)
-    explain = sub.add_parser("explain", help="how a subject's text-model risk moves when each section or line "
-                             "of their timeline is left out (occlusion)")
+    explain = sub.add_parser("explain", help="why a bundle scores a patient as it does: top factors (counts models) "
+                             "or occlusion of the timeline's text (text models)")
+    explain.add_argument("bundle", type=Path, help="a bundle directory (from ehrpredict fit)")
     explain.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
-    explain.add_argument("task", help="a binary built-in task name or task YAML file")
     explain.add_argument("--subject", type=int, required=True, help="subject_id to explain")
-    explain.add_argument("--prediction-time", default=None,
-                         help="which label row (dataset time, e.g. 2150-01-02T08:00); default: the subject's first")
-    explain.add_argument("--representation", choices=("text", "counts+text"), default="text")
-    explain.add_argument("--head", choices=("lr", "lgbm"), default="lr")
-    explain.add_argument("--by", choices=("section", "line"), default="section")
-    explain.add_argument("--top", type=int, default=15, help="parts shown (default 15)")
-    explain.add_argument("--seed", type=int, default=0)
-    _coding_delay_option(explain)
-    _text_options(explain)
+    explain.add_argument("--at", default=None,
+                         help="prediction time (dataset time, e.g. 2150-01-02T08:00); default: the subject's first "
+                         "label row of the bundle's task")
+    explain.add_argument("--html", type=Path, default=None, help="also write the card as a self-contained HTML page")
+    explain.add_argument("--top", type=int, default=5, help="factors shown each way (text models: parts; default 5)")
+    explain.add_argument("--by", choices=("section", "line"), default="section",
+                         help="text models: leave out whole sections or single lines")
     explain.set_defaults(handler=_explain)
     serialize = sub.add_parser("serialize", help="print the text a text model reads for a subject's label rows")
     serialize.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")

@@ -121,6 +121,15 @@ def model_card(manifest: Mapping[str, Any], result: ModelResult) -> str:
         lines += _regression_sections(result)
     elif isinstance(result, MultilabelModelResult):
         lines += _multilabel_sections(result)
+    if "## Leakage controls" not in lines:
+        lines += ["", "## Leakage controls", ""]
+    ranked = manifest.get("global_importance") or []
+    if ranked:
+        at = lines.index("## Leakage controls")
+        lines[at:at] = ["## What drives the predictions", "", "Mean absolute contribution over held-out rows "
+                        "(TreeSHAP for LightGBM, coefficient × value for a linear head):", "",
+                        "| feature | mean abs. contribution |", "|---|---|",
+                        *[f"| {r['factor']} | {r['mean_abs_contribution']:.4f} |" for r in ranked[:10]], ""]
     lines += ["- Features use only events at or before the prediction time (one cutoff shared by every "
               "representation, checked by property tests); diagnosis and procedure codes count only after "
               f"the coding delay ({settings['coding_delay']}).", "",

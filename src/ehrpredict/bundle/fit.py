@@ -37,6 +37,7 @@ import polars as pl
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.bundle.card import model_card
+from ehrpredict.bundle.explain import DESCRIPTIONS, feature_codes, importance, training_descriptions
 from ehrpredict.bundle.files import (
     CALIBRATION,
     FORMAT,
@@ -250,6 +251,9 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
     train_subjects = data.parts[S.TRAIN].get_column(S.SUBJECT_ID).unique()
     codes = training_codes(source, train_subjects, executor)
     bundle.training_codes = codes
+    descriptions = training_descriptions(source, feature_codes(fitted.featurizer))
+    say("global importance (mean |contribution| on held_out)")
+    ranked = importance(bundle, X_test, source)
 
     name = name or f"{spec.name}.{representation}.{head}"
     manifest: dict[str, Any] = {
@@ -268,6 +272,7 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
         "metrics": {"held_out": result.to_json()},
         "calibration": None if calibration is None else calibration.to_json(),
         "operating_point": operating or None,
+        "global_importance": ranked,
         "environment": report.environment,
     }
     text = _text_part(fitted)
@@ -284,6 +289,7 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
                 "value": threshold_value, "rule": rule.text, "description": rule.describe()}})
         (staging / TRAINING_CODES).parent.mkdir(parents=True, exist_ok=True)
         codes.write_parquet(staging / TRAINING_CODES)
+        descriptions.write_parquet(staging / DESCRIPTIONS)
         (staging / REPORT_DIR).mkdir()
         held_out_frame.write_parquet(staging / HELD_OUT_PREDICTIONS)
         write_json(staging / REPORT_DIR / "report.json", {**report.to_json(), "bundle": {
@@ -317,9 +323,16 @@ def _settings_json(config: BenchmarkConfig) -> dict[str, Any]:
 
 def _fit_html(manifest: dict[str, Any]) -> str:
     """The bundle's calibration and operating point, as HTML for the fit report."""
+    ranked = manifest.get("global_importance") or []
+    importance_html = "" if not ranked else (
+        "<h2>What drives the predictions</h2><p class=muted>Mean absolute contribution to the score (log-odds for "
+        "a binary task) over the held-out rows: TreeSHAP for LightGBM, coefficient × value for a linear head.</p>"
+        "<table><tr><th>feature</th><th>mean |contribution|</th><th>rows with a value</th></tr>"
+        + "".join(f"<tr><td class=text>{escape(r['factor'])}</td><td>{r['mean_abs_contribution']:.4f}</td>"
+                  f"<td>{r['rows_with_value']}</td></tr>" for r in ranked) + "</table>")
     op = manifest.get("operating_point")
     if not op:
-        return ""
+        return importance_html
     cal = manifest["calibration"]
     rows = "".join(
         f"<tr><td>{escape(k)}</td><td>{_ci(v)}</td><td>{_ci(op['held_out_calibration']['after'][k])}</td></tr>"
@@ -329,7 +342,7 @@ def _fit_html(manifest: dict[str, Any]) -> str:
             f"<table><tr><th>held-out</th><th>before calibration</th><th>after</th></tr>{rows}</table>"
             f"<p>Threshold {op['threshold']:.4f} on the calibrated probability: {escape(op['rule_description'])}. "
             f"On held_out: sensitivity {_ci(held['sensitivity'])}, specificity {_ci(held['specificity'])}, PPV "
-            f"{_ci(held['ppv'])}, {op['held_out_alerts_per_100']:.1f} alerts per 100 patients.</p>")
+            f"{_ci(held['ppv'])}, {op['held_out_alerts_per_100']:.1f} alerts per 100 patients.</p>{importance_html}")
 
 
 def _ci(estimate: dict[str, Any]) -> str:

@@ -182,6 +182,9 @@ def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     writer: pq.ParquetWriter | None = None
+    factors_out = explanations_path(out)
+    factors_partial = factors_out.with_name(f".{factors_out.name}.partial")
+    factors: pq.ParquetWriter | None = None
     counts, done, n_shards = [], 0, 0
     done_subjects: set[int] = set()
     try:
@@ -194,8 +197,10 @@ def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Pat
             if part.is_empty():
                 continue
             counts.append(_vocabulary(source, shard, part))
-            frame = _score(bundle, view, part, explainer)
+            frame, explained = _score(bundle, view, part, explainer)
             writer = _write(writer, partial, frame)
+            if explained is not None:
+                factors = _write(factors, factors_partial, explained)
             done += part.height
             done_subjects.update(part.get_column(S.SUBJECT_ID).unique().to_list())
             elapsed = time.perf_counter() - start
@@ -205,28 +210,39 @@ def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Pat
         if not orphans.is_empty():
             empty = InMemoryEvents(pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"),
                                                         S.CODE: pl.String}), dataset_metadata=source.metadata())
-            writer = _write(writer, partial, _score(bundle, empty, orphans, explainer))
+            frame, explained = _score(bundle, empty, orphans, explainer)
+            writer = _write(writer, partial, frame)
+            if explained is not None:
+                factors = _write(factors, factors_partial, explained)
         if writer is None:
             raise DataError(f"expected label rows to score, got none (labels from {labels_from})")
         writer.close()
         writer = None
+        if factors is not None:
+            factors.close()
+            factors = None
+            os.replace(factors_partial, factors_out)
         os.replace(partial, out)
     finally:
-        if writer is not None:
-            writer.close()
-        if partial.exists():
-            partial.unlink()
+        for open_writer in (writer, factors):
+            if open_writer is not None:
+                open_writer.close()
+        for leftover in (partial, factors_partial):
+            if leftover.exists():
+                leftover.unlink()
     vocabulary = _vocabulary_report(bundle, pl.concat(counts) if counts else pl.DataFrame())
     seconds = time.perf_counter() - start
     result = PredictResult(out=out, summary=out.with_suffix(".json"), rows=rows.height,
                            patients=rows.get_column(S.SUBJECT_ID).n_unique(), rows_without_events=orphans.height,
-                           seconds=round(seconds, 2), vocabulary=vocabulary, labels_from=labels_from, shards=n_shards)
+                           seconds=round(seconds, 2), vocabulary=vocabulary, labels_from=labels_from, shards=n_shards,
+                           extra={"explanations": str(factors_out)} if explain > 0 else {})
     write_json(result.summary, {
         "bundle": {"name": bundle.name, "model_version": bundle.version, "path": str(bundle.path)},
         "dataset": str(getattr(source, "root", source)), "predictions": str(out), "labels_from": labels_from,
         "rows": result.rows, "patients": result.patients, "rows_without_events": result.rows_without_events,
         "seconds": result.seconds, "patients_per_second": round(result.patients_per_second, 1),
         "vocabulary": vocabulary.to_json(), "explain_top_k": explain,
+        "explanations": str(factors_out) if explain > 0 else None,
         "schema": {name: str(dtype) for name, dtype in pl.read_parquet_schema(out).items()},
     })
     return result
@@ -240,23 +256,28 @@ def _write(writer: pq.ParquetWriter | None, path: Path, frame: pl.DataFrame) -> 
     return writer
 
 
-Explainer = Callable[[Any, pl.DataFrame, EventSource], pl.Series] | None
+Explainer = Callable[[Any, pl.DataFrame, EventSource], pl.DataFrame] | None
 
 
 def _explainer(bundle: Bundle, k: int) -> Explainer:
     if k <= 0:
         return None
-    from ehrpredict.bundle.explain import explanation_column
+    from ehrpredict.bundle.explain import explanation_frame
 
-    return lambda X, part, source: explanation_column(bundle, X, part, source, k)
+    return lambda X, part, source: explanation_frame(bundle, X, part, source, k)
 
 
-def _score(bundle: Bundle, source: EventSource, part: pl.DataFrame, explainer: Explainer) -> pl.DataFrame:
+def _score(bundle: Bundle, source: EventSource, part: pl.DataFrame, explainer: Explainer
+           ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     X = bundle.pipeline.features(source, part)
     frame = prediction_frame(bundle, part, bundle.score_features(X))
-    if explainer is not None:
-        frame = frame.with_columns(explainer(X, part, source).alias("explanation"))
-    return frame
+    return frame, None if explainer is None else explainer(X, part, source)
+
+
+def explanations_path(out: Path) -> Path:
+    """Where ``predict --explain K`` writes the factors: beside the predictions, so that the predictions
+    file keeps the exact MEDS prediction schema (meds-evaluation refuses extra columns)."""
+    return out.with_name(f"{out.stem}.explanations.parquet")
 
 
 def summary_text(result: PredictResult) -> str:
@@ -274,5 +295,7 @@ def summary_text(result: PredictResult) -> str:
     warning = v.warning()
     if warning:
         lines.append(f"  WARNING: {warning}")
+    if result.extra.get("explanations"):
+        lines.append(f"  factors: {result.extra['explanations']}")
     lines.append(f"  summary: {result.summary}")
     return "\n".join(lines)
