@@ -237,3 +237,54 @@ def test_meds_evaluation_reads_our_predictions_and_agrees(hospital: Path, bundle
     # several rows per subject: the schema check still passes
     every = predict_bundle(bundles["binary-lgbm"], hospital, tmp_path / "all.parquet")
     assert meds_evaluation(every.out).schema_error is None
+
+
+@pytest.mark.parametrize("name", ["binary-lgbm", "binary-lr", "regression"])
+def test_a_loaded_bundles_contributions_sum_to_its_raw_score(hospital: Path, bundles: dict[str, Path],
+                                                             name: str) -> None:
+    from ehrpredict.explain.contributions import contributions
+
+    bundle = load_bundle(bundles[name])
+    rows = pl.read_parquet(bundles[name] / "report" / "held_out_predictions.parquet").select(
+        S.SUBJECT_ID, S.PREDICTION_TIME)
+    X = bundle.pipeline.features(hospital, rows)
+    c = contributions(bundle.pipeline, X)
+    head = bundle.pipeline.head
+    if name == "binary-lgbm":
+        raw = head["head"].model_.predict(X, raw_score=True)
+    elif name == "binary-lr":  # float64 from the model's own coefficients (the head computes in float32)
+        Z = head[:-1].transform(X).astype(np.float64)
+        model = head["head"].model_
+        raw = Z @ model.coef_.ravel().astype(np.float64) + float(model.intercept_[0])
+    else:
+        raw = head.predict(X)
+    np.testing.assert_allclose(c.base + np.asarray(c.values.sum(axis=1)).ravel(), raw, rtol=0, atol=1e-6)
+    assert c.values.nnz > 0
+
+
+def test_predict_explain_writes_the_top_factors_beside_the_predictions(hospital: Path, bundles: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    rows = pl.read_parquet(bundles["binary-lgbm"] / "report" / "held_out_predictions.parquet").select(
+        S.SUBJECT_ID, S.PREDICTION_TIME)
+    result = predict_bundle(bundles["binary-lgbm"], hospital, tmp_path / "p.parquet", labels=rows, explain=3)
+    factors = pl.read_parquet(tmp_path / "p.explanations.parquet")
+    assert set(factors.get_column("direction").unique()) <= {"up", "down"}
+    per_row = factors.group_by(S.SUBJECT_ID, S.PREDICTION_TIME, "direction").len()
+    assert per_row.get_column("len").max() == 3
+    assert (factors.filter(pl.col("direction") == "up").get_column("contribution") > 0).all()
+    assert (factors.filter(pl.col("direction") == "down").get_column("contribution") < 0).all()
+    assert factors.get_column("factor").str.len_chars().min() > 3
+    # the predictions file itself keeps the MEDS prediction schema (no extra column)
+    assert "explanation" not in pl.read_parquet(result.out).columns
+
+
+def test_explain_command_prints_a_card_and_writes_html(hospital: Path, bundles: dict[str, Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    subject = pl.read_parquet(bundles["binary-lgbm"] / "report" / "held_out_predictions.parquet").item(
+        0, S.SUBJECT_ID)
+    html = tmp_path / "card.html"
+    assert main(["explain", str(bundles["binary-lgbm"]), str(hospital), "--subject", str(subject),
+                 "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    assert "Calibrated risk" in out and "Pushing the risk up" in out and "Threshold" in out
+    assert html.read_text().startswith("<!doctype html>")

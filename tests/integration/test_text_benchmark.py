@@ -1,6 +1,6 @@
 """The text representation end to end on a small synthetic hospital: `ehrpredict benchmark` with
-counts, text and counts+text (few-shot included), the embedding cache on a rerun, `ehrpredict
-explain` (section occlusion) and `ehrpredict serialize`."""
+counts, text and counts+text (few-shot included), the embedding cache on a rerun, a text bundle
+(`ehrpredict fit`, `predict`, and `explain` by section occlusion) and `ehrpredict serialize`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import polars as pl
 import pytest
 
 from ehrpredict import schema as S
+from ehrpredict.bundle import load_bundle
+from ehrpredict.bundle.files import file_hashes
 from ehrpredict.cli import main
+from ehrpredict.errors import ConfigError
 from ehrpredict.events.source import InMemoryEvents, ParquetEvents
 from ehrpredict.explain.occlusion import explain_occlusion, fit_text_model
 from ehrpredict.features.registry import RepresentationSettings
@@ -120,8 +123,29 @@ def test_explain_and_serialize_commands(dataset: Path, cache: Path, runs: tuple,
     assert "## Demographics" in text and "at prediction time" in text
     year = header.split("prediction time ")[1][:4]
     assert year not in text  # times in the text are relative; dataset dates never appear
-    assert main(["explain", str(dataset), TASK, "--subject", str(subject), "--text-max-tokens", BUDGET,
-                 "--cache-dir", str(cache)]) == 0
+    bundle = tmp_path / "text-model"
+    assert main(["fit", str(dataset), TASK, "--representation", "text", "--head", "lr", "--out", str(bundle),
+                 "--text-max-tokens", BUDGET, "--cache-dir", str(cache), "--bootstrap", "20",
+                 "--shuffle-permutations", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(bundle), str(dataset), "--subject", str(subject)]) == 0  # occlusion
     assert "predicted risk" in capsys.readouterr().out
-    assert main(["explain", str(dataset), TASK, "--subject", "1", "--text-max-tokens", BUDGET,
-                 "--cache-dir", str(cache)]) == 1  # no such subject: a clear error
+    assert main(["explain", str(bundle), str(dataset), "--subject", "1"]) == 1  # no such subject: a clear error
+    assert "subject 1" in capsys.readouterr().err
+    # the bundle's held-out probabilities are reproduced from the dataset by predict
+    fitted = pl.read_parquet(bundle / "report" / "held_out_predictions.parquet")
+    assert main(["predict", str(bundle), str(dataset), "--out", str(tmp_path / "p.parquet"), "--quiet"]) == 0
+    predicted = pl.read_parquet(tmp_path / "p.parquet").join(fitted, on=[S.SUBJECT_ID, S.PREDICTION_TIME])
+    assert predicted.height == fitted.height
+    np.testing.assert_array_equal(predicted.get_column("predicted_boolean_probability").to_numpy(),
+                                  predicted.get_column("predicted_boolean_probability_right").to_numpy())
+    # another encoder than the one fitted with is refused on load
+    state_path = bundle / "featurizer" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["spec"]["encoder_identity"] = "another-encoder"
+    state_path.write_text(json.dumps(state))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = file_hashes(bundle)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="encoder the model was fitted with"):
+        load_bundle(bundle)
