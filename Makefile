@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/bench_serialize.py
 	$(BIN)/python bench/bench_embed.py
 	$(BIN)/python bench/bench_benchmark.py
+	$(BIN)/python bench/bench_predict.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench
