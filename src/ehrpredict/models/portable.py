@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
@@ -121,6 +122,41 @@ def _scaler_in(spec: dict[str, Any], state: HeadState, key: str) -> MaxAbsScaler
     step.scale_, step.max_abs_ = state.array(f"{key}.scale"), state.array(f"{key}.max_abs")
     step.n_features_in_, step.n_samples_seen_ = int(spec["n_features_in"]), int(spec["n_samples_seen"])
     _check_width(step.scale_, step.n_features_in_, key)
+    return step
+
+
+def _imputer_out(step: SimpleImputer, key: str) -> Exported:
+    if not (isinstance(step.missing_values, float) and np.isnan(step.missing_values)):
+        raise ConfigError(f"expected an imputer of NaN, got missing_values={step.missing_values!r}")
+    spec: dict[str, Any] = {"strategy": step.strategy, "fill_value": step.fill_value,
+                            "add_indicator": bool(step.add_indicator), "keep_empty_features": step.keep_empty_features,
+                            "n_features_in": int(step.n_features_in_), "fit_dtype": str(step._fit_dtype),
+                            "fill_dtype": str(step._fill_dtype)}
+    arrays = {f"{key}.statistics": np.asarray(step.statistics_)}
+    if step.add_indicator:
+        indicator = step.indicator_
+        spec["indicator"] = {"features": indicator.features, "sparse": indicator.sparse,
+                             "error_on_new": bool(indicator.error_on_new), "precomputed": bool(indicator._precomputed),
+                             "n_features": int(indicator._n_features)}
+        arrays[f"{key}.indicator_features"] = np.asarray(indicator.features_)
+    return spec, arrays, {}
+
+
+def _imputer_in(spec: dict[str, Any], state: HeadState, key: str) -> SimpleImputer:
+    step = SimpleImputer(missing_values=np.nan, strategy=str(spec["strategy"]), fill_value=spec["fill_value"],
+                         add_indicator=bool(spec["add_indicator"]), keep_empty_features=bool(spec["keep_empty_features"]))
+    step.n_features_in_ = int(spec["n_features_in"])
+    step._fit_dtype, step._fill_dtype = np.dtype(spec["fit_dtype"]), np.dtype(spec["fill_dtype"])
+    step.statistics_ = state.array(f"{key}.statistics")
+    _check_width(step.statistics_, step.n_features_in_, key)
+    if step.add_indicator:
+        ind = spec["indicator"]
+        indicator = MissingIndicator(missing_values=np.nan, features=str(ind["features"]), sparse=ind["sparse"],
+                                     error_on_new=bool(ind["error_on_new"]))
+        indicator.features_ = state.array(f"{key}.indicator_features")
+        indicator._precomputed, indicator._n_features = bool(ind["precomputed"]), int(ind["n_features"])
+        indicator.n_features_in_ = int(ind["n_features"])
+        step.indicator_ = indicator
     return step
 
 
@@ -237,6 +273,7 @@ Loader = Callable[[dict[str, Any], HeadState, str], Any]
 STEP_KINDS: dict[str, tuple[type, Callable[[Any, str], Exported], Loader]] = {
     "log1p": (Log1pTransformer, _log1p_out, _log1p_in),
     "max_abs_scaler": (MaxAbsScaler, _scaler_out, _scaler_in),
+    "nan_imputer": (SimpleImputer, _imputer_out, _imputer_in),
     "tuned_logistic_regression": (TunedLogisticRegression, _tuned_lr_out, _tuned_lr_in),
     "tuned_ridge": (TunedRidge, _tuned_ridge_out, _tuned_ridge_in),
     "lightgbm_classifier": (EarlyStoppedLightGBM, _lgbm_out, lambda s, st, k: _lgbm_in(s, st, k, binary=True)),
