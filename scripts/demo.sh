@@ -49,7 +49,22 @@ echo "== benchmark: $tasks (counts, text, counts+text x lgbm, lr)"
   --heads lgbm,lr --bootstrap "${DEMO_BOOTSTRAP:-200}" --shuffle-permutations 2 \
   --text-max-tokens "${DEMO_TEXT_TOKENS:-128}" --out "$run"
 echo
+# Keep a model: fit, calibrate and threshold one (counts/LightGBM), score the dataset with the kept
+# bundle, and explain one held-out patient's score.
+bundle="$out/$name-model"
+echo "== fit: long_los_7d (counts/lgbm) -> $bundle"
+"$bin/ehrpredict" fit "$dataset" long_los_7d --out "$bundle" --bootstrap "${DEMO_BOOTSTRAP:-200}" \
+  --shuffle-permutations 2 --overwrite --quiet
+echo "== predict"
+"$bin/ehrpredict" predict "$bundle" "$dataset" --out "$out/$name-predictions.parquet" --quiet
+subject="$("$bin/python" -c 'import sys, polars as pl; print(pl.read_parquet(sys.argv[1]).item(0, "subject_id"))' \
+  "$bundle/report/held_out_predictions.parquet")"
+echo "== explain: subject $subject"
+"$bin/ehrpredict" explain "$bundle" "$dataset" --subject "$subject" --html "$out/$name-explain.html" 2>/dev/null \
+  | head -16
+echo
 echo "demo done. Dataset: $dataset"
 echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet; kept rows with a recorded problem: $dataset/flagged.parquet)"
 echo "labels and cohort reports: $labels/"
 echo "benchmark report: $run/report.html  (data: $run/report.json)"
+echo "kept model: $bundle (MODEL_CARD.md, report/report.html); predictions: $out/$name-predictions.parquet; explanation: $out/$name-explain.html"

@@ -129,7 +129,8 @@ def explanation_frame(bundle: Bundle, X: Any, rows: pl.DataFrame, source: EventS
             for rank, f in enumerate(factors, 1):
                 records.append((subject, when, direction, rank, f.feature,
                                 describe_factor(f.feature, f.value, descriptions, kinds), f.contribution, f.value))
-    schema: dict[str, Any] = {S.SUBJECT_ID: pl.Int64, PREDICTION_TIME: pl.Datetime("us"), "direction": pl.String, "rank": pl.Int32,
+    schema: dict[str, Any] = {S.SUBJECT_ID: pl.Int64, PREDICTION_TIME: pl.Datetime("us"), "direction": pl.String,
+                              "rank": pl.Int32,
               "feature": pl.String, "factor": pl.String, "contribution": pl.Float64, "value": pl.Float64}
     return pl.DataFrame(records, schema=schema, orient="row")
 

@@ -144,7 +144,8 @@ def _imputer_out(step: SimpleImputer, key: str) -> Exported:
 
 def _imputer_in(spec: dict[str, Any], state: HeadState, key: str) -> SimpleImputer:
     step = SimpleImputer(missing_values=np.nan, strategy=str(spec["strategy"]), fill_value=spec["fill_value"],
-                         add_indicator=bool(spec["add_indicator"]), keep_empty_features=bool(spec["keep_empty_features"]))
+                         add_indicator=bool(spec["add_indicator"]),
+                         keep_empty_features=bool(spec["keep_empty_features"]))
     step.n_features_in_ = int(spec["n_features_in"])
     step._fit_dtype, step._fill_dtype = np.dtype(spec["fit_dtype"]), np.dtype(spec["fill_dtype"])
     step.statistics_ = state.array(f"{key}.statistics")
