@@ -51,6 +51,12 @@ _EXPORTS: dict[str, str] = {
     # benchmark: representations × heads on one dataset and task
     "BenchmarkConfig": "ehrpredict.experiments.config",
     "run_benchmark": "ehrpredict.experiments.benchmark",
+    # kept models: fit → bundle → predict / explain
+    "Bundle": "ehrpredict.bundle.model",
+    "BundleError": "ehrpredict.bundle.files",
+    "load_bundle": "ehrpredict.bundle.model",
+    "fit_bundle": "ehrpredict.bundle.fit",
+    "predict_bundle": "ehrpredict.bundle.predict",
     # errors
     "EhrPredictError": "ehrpredict.errors",
     "DataError": "ehrpredict.errors",
@@ -63,6 +69,8 @@ _EXPORTS: dict[str, str] = {
 # Spelled out (not built from _EXPORTS) so linters and type checkers read it; a test checks they agree.
 __all__ = [
     "BenchmarkConfig",
+    "Bundle",
+    "BundleError",
     "ConfigError",
     "CountsFeaturizer",
     "DataError",
@@ -87,17 +95,24 @@ __all__ = [
     "__version__",
     "dataset_fingerprint",
     "dataset_info",
+    "fit_bundle",
     "fit_pipeline",
     "ingest_mimic4",
     "label_dataset",
     "label_many",
+    "load_bundle",
     "load_task",
     "normalize_meds",
     "parse_task",
+    "predict_bundle",
     "run_benchmark",
 ]
 
 if TYPE_CHECKING:  # the real types for mypy and editors; at runtime __getattr__ loads them
+    from ehrpredict.bundle.files import BundleError
+    from ehrpredict.bundle.fit import fit_bundle
+    from ehrpredict.bundle.model import Bundle, load_bundle
+    from ehrpredict.bundle.predict import predict_bundle
     from ehrpredict.dataset import DatasetInfo, dataset_fingerprint, dataset_info
     from ehrpredict.errors import ConfigError, DataError, EhrPredictError, EncoderError, LeakageError, SchemaError
     from ehrpredict.events.source import EventSource, InMemoryEvents, ParquetEvents

@@ -15,6 +15,8 @@ import ehrpredict
 
 EXPECTED = [
     "BenchmarkConfig",
+    "Bundle",
+    "BundleError",
     "ConfigError",
     "CountsFeaturizer",
     "DataError",
@@ -39,13 +41,16 @@ EXPECTED = [
     "__version__",
     "dataset_fingerprint",
     "dataset_info",
+    "fit_bundle",
     "fit_pipeline",
     "ingest_mimic4",
     "label_dataset",
     "label_many",
+    "load_bundle",
     "load_task",
     "normalize_meds",
     "parse_task",
+    "predict_bundle",
     "run_benchmark",
 ]
 
