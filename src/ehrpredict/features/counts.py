@@ -69,8 +69,16 @@ _VISIT_START = "_visit_start"
 _TIME_DTYPE = S.EVENT_SCHEMA[S.TIME]
 
 
-def _static_features(spec: Sequence[str]) -> tuple[str, ...]:
-    """The column names of the chosen static features, in :data:`STATIC_FEATURES` order."""
+def static_feature_columns(spec: Sequence[str]) -> tuple[str, ...]:
+    """The column names of the chosen static features, in :data:`STATIC_FEATURES` order.
+
+    >>> static_feature_columns(("visit_hours", "age"))
+    ('age_years', 'hours_since_visit_start')
+    >>> static_feature_columns(("sex",))
+    Traceback (most recent call last):
+    ...
+    ehrpredict.errors.ConfigError: expected static_features among ['age', 'visit_hours'], each once, got unknown 'sex'
+    """
     if isinstance(spec, str):
         raise ConfigError(f"expected static_features as a tuple of names among {list(STATIC_FEATURES)}, "
                           f"got the string {spec!r}")
@@ -111,7 +119,7 @@ class CountsFeaturizer(BaseEstimator):
             raise ConfigError(f"expected min_count >= 1, got {self.min_count}")
         source = as_source(source)
         self.windows_ = _windows(self.windows)
-        self.static_features_: tuple[str, ...] = _static_features(self.static_features)
+        self.static_features_: tuple[str, ...] = static_feature_columns(self.static_features)
         self.coding_delay_ = coding_delay_for(source.metadata(), parse_duration(self.coding_delay, "coding_delay"))
         self.visit_starts_: tuple[str, ...] = (code_kinds(source.metadata()).visit_starts
                                                if VISIT_HOURS_FEATURE in self.static_features_ else ())
