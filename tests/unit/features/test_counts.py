@@ -226,3 +226,24 @@ def test_unknown_static_features_are_refused(static: object, message: str) -> No
     labels = pl.DataFrame({S.SUBJECT_ID: [1], "prediction_time": [PRED]})
     with pytest.raises(ConfigError, match=message):
         CountsFeaturizer(static_features=static).fit(labels, source=InMemoryEvents(_visits()))  # type: ignore[arg-type]
+
+
+def test_a_combination_log_transforms_the_static_columns_and_both_heads_train_on_it() -> None:
+    # counts+text: the counts block goes through log1p before it joins the embeddings. Ages and hours are
+    # non-negative, so log1p is monotone on them; NaN stays NaN (not 0) for the heads to handle.
+    from ehrpredict.features.combine import concatenate
+    from ehrpredict.models.heads import make_head
+
+    labels = pl.DataFrame({S.SUBJECT_ID: [1, 1, 2, 3, 4] * 8,
+                           "prediction_time": [PRED, ADMIT, PRED, PRED, PRED] * 8})
+    source = InMemoryEvents(_visits())
+    counts = CountsFeaturizer(windows=("all",), min_count=1).fit(labels, source=source).transform(labels, source=source)
+    embeddings = np.random.default_rng(0).normal(size=(labels.height, 4))
+    X = concatenate([counts, embeddings], [True, False])
+    static = X[:5, counts.shape[1] - 2: counts.shape[1]].toarray()
+    np.testing.assert_allclose(static, np.log1p([[49, 6], [49, 0], [np.nan, 0], [20, np.nan], [np.nan, np.nan]]),
+                               rtol=1e-6)
+    y = np.array([1, 0, 1, 0, 0] * 8)
+    for head in ("lr", "lgbm"):
+        p = make_head(head, 0, log1p=False).fit(X, y, X_val=X, y_val=y).predict_proba(X)[:, 1]
+        assert np.isfinite(p).all()
