@@ -17,7 +17,10 @@ from ehrpredict.features.counts import CountsFeaturizer
 
 T0 = datetime(2150, 1, 1)
 PREDICTION = T0 + timedelta(days=400)
-CODES = ["LAB//50912//mg/dL", "MEDICATION//Furosemide", "ICD10CM//I50.9", "GENDER//F"]
+# Birth and visit starts feed the static columns (age, hours since the visit start): a visit that starts,
+# or a birth recorded, after the prediction time must not change them either.
+CODES = ["LAB//50912//mg/dL", "MEDICATION//Furosemide", "ICD10CM//I50.9", "GENDER//F", S.BIRTH_CODE,
+         "HOSPITAL_ADMISSION//URGENT", "ICU_ADMISSION//MICU", "ED_ARRIVAL//WALK IN"]
 
 
 def write_dataset(root: Path, rows: list[tuple[int, datetime | None, str, float | None]]) -> Path:

@@ -42,16 +42,24 @@ def load_oracle(dataset: Path) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def oracle_auroc(spec: TaskSpec, oracle: pl.DataFrame, held_out: pl.DataFrame, n_boot: int,
-                 seed: int) -> OracleResult:
-    """The oracle's metrics on the held-out label rows it has a probability for."""
+def oracle_matches(spec: TaskSpec, oracle: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame | None:
+    """``rows`` (label rows of ``spec``) that the oracle has a probability for, with a
+    ``probability`` column (in no particular order); None when the oracle's outcome has no single anchor."""
     truth = oracle.filter(pl.col("outcome") == ORACLE_OUTCOMES[spec.name])
     anchors = truth.get_column("anchor").unique().to_list()
     if len(anchors) != 1:
-        return OracleResult(status="no single oracle anchor")
+        return None
     offset = parse_duration(anchors[0].split("+")[1], "anchor") if "+" in anchors[0] else timedelta(0)
     truth = truth.select(S.SUBJECT_ID, pl.col(S.PREDICTION_TIME) + pl.lit(spec.offset - offset), "probability")
-    joined = held_out.join(truth, on=[S.SUBJECT_ID, S.PREDICTION_TIME], how="inner")
+    return rows.join(truth, on=[S.SUBJECT_ID, S.PREDICTION_TIME], how="inner")
+
+
+def oracle_auroc(spec: TaskSpec, oracle: pl.DataFrame, held_out: pl.DataFrame, n_boot: int,
+                 seed: int) -> OracleResult:
+    """The oracle's metrics on the held-out label rows it has a probability for."""
+    joined = oracle_matches(spec, oracle, held_out)
+    if joined is None:
+        return OracleResult(status="no single oracle anchor")
     if joined.height < 10 or joined.get_column(S.BOOLEAN_VALUE).n_unique() < 2:
         return OracleResult(status="too few matched episodes", matched=joined.height)
     y = joined.get_column(S.BOOLEAN_VALUE).to_numpy().astype(int)

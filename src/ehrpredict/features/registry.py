@@ -25,6 +25,7 @@ from ehrpredict.errors import ConfigError
 from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
 from ehrpredict.features.base import Featurizer
 from ehrpredict.features.combine import Concatenated
+from ehrpredict.features.counts import DEFAULT_STATIC_FEATURES, static_feature_columns
 
 if TYPE_CHECKING:
     from ehrpredict.text.encoders import EncoderConfig
@@ -41,11 +42,13 @@ def _default_encoder() -> EncoderConfig:
 @dataclass(frozen=True)
 class RepresentationSettings:
     """Every knob a representation reads (each reads its own). ``coding_delay``: billing codes are usable
-    this long after their time (see :mod:`ehrpredict.events.cutoff`); ``text_max_tokens=None`` sizes
-    the text to the encoder; ``cache_dir=None`` is the default embedding cache."""
+    this long after their time (see :mod:`ehrpredict.events.cutoff`); ``static_features``: the counts'
+    columns after the code columns (``"age"``, ``"visit_hours"``; ``()`` for none); ``text_max_tokens=None``
+    sizes the text to the encoder; ``cache_dir=None`` is the default embedding cache."""
 
     min_count: int = 5
     coding_delay: str = DEFAULT_CODING_DELAY
+    static_features: tuple[str, ...] = DEFAULT_STATIC_FEATURES
     text_format: str = "markdown"
     text_max_tokens: int | None = None
     include_notes: bool = True
@@ -57,12 +60,14 @@ class RepresentationSettings:
             raise ConfigError(f"expected text_format in {list(TEXT_FORMATS)}, got {self.text_format!r}")
         if self.min_count < 1:
             raise ConfigError(f"expected min_count >= 1, got {self.min_count}")
+        static_feature_columns(self.static_features)
 
 
 def _counts(settings: RepresentationSettings) -> Featurizer:
     from ehrpredict.features.counts import CountsFeaturizer
 
-    return CountsFeaturizer(min_count=settings.min_count, coding_delay=settings.coding_delay)
+    return CountsFeaturizer(min_count=settings.min_count, coding_delay=settings.coding_delay,
+                            static_features=settings.static_features)
 
 
 def _text(settings: RepresentationSettings) -> Featurizer:

@@ -1,7 +1,7 @@
 """The head registry: a head name → a fitted-ready Pipeline (preprocessing, then the estimator).
 
-- ``lr``: log1p (for raw counts) → max-abs scaling → :class:`TunedLogisticRegression`; for regression
-  tasks the same steps in front of :class:`TunedRidge`.
+- ``lr``: log1p (for raw counts) → max-abs scaling → NaN imputed (0 and a missing indicator) →
+  :class:`TunedLogisticRegression`; for regression tasks the same steps in front of :class:`TunedRidge`.
 - ``lgbm``: :class:`EarlyStoppedLightGBM` (or the regressor) on the features as they are: trees do
   not care about monotone transforms.
 
@@ -15,9 +15,11 @@ keyword-only, transformed by the same preprocessing as the training data:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sklearn import config_context
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Tags, get_tags
 
@@ -54,11 +56,22 @@ class HeadPipeline(Pipeline):
         return self
 
     def __sklearn_tags__(self) -> Tags:
-        # Pipeline does not pass allow_nan on; NaN gets through only if every step lets it through
+        # Pipeline does not pass allow_nan on; NaN gets through if every step lets it through up to one
+        # that imputes it (the steps after an imputer never see NaN)
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = all(get_tags(step).input_tags.allow_nan for _, step in self.steps
-                                        if step is not None and step != "passthrough")
+        tags.input_tags.allow_nan = _allows_nan([step for _, step in self.steps
+                                                 if step is not None and step != "passthrough"])
         return tags
+
+
+def _allows_nan(steps: list[Any]) -> bool:
+    for step in steps:
+        if not get_tags(step).input_tags.allow_nan:
+            return False
+        imputed = step.missing_values if isinstance(step, SimpleImputer) else None
+        if isinstance(imputed, float) and math.isnan(imputed):
+            return True
+    return True
 
 
 def _compose(steps: list[tuple[str, Any]], head: Any) -> HeadPipeline:

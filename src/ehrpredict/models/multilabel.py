@@ -14,10 +14,13 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
+from ehrpredict.models.preprocess import impute_missing
+
 MULTILABEL_C = 0.1
 
 
 def make_multilabel_head(seed: int) -> Pipeline:
-    """Max-abs scaling (no log1p: as the benchmark has always run it) → one-vs-rest LR per category."""
+    """Max-abs scaling (no log1p: as the benchmark has always run it) → NaN imputed (as for the other
+    linear heads) → one-vs-rest LR per category."""
     head = OneVsRestClassifier(LogisticRegression(C=MULTILABEL_C, max_iter=2000, random_state=seed))
-    return Pipeline([("scale", MaxAbsScaler()), ("head", head)])
+    return Pipeline([("scale", MaxAbsScaler()), ("impute", impute_missing()), ("head", head)])

@@ -27,7 +27,7 @@ LEGACY_CODED_AFTER_DISCHARGE_KEY = "coded_after_discharge"
 
 # Kinds a code is given by its prefix; at most one each (vitals excepted: see CodeKinds).
 _EXCLUSIVE = ("labs", "lab_flags", "conditions", "medications", "procedures", "visits", "notes")
-_PREFIX_LISTS = ("vitals", *_EXCLUSIVE, "coded_after_discharge")
+_PREFIX_LISTS = ("vitals", *_EXCLUSIVE, "visit_starts", "coded_after_discharge")
 ATTRIBUTES = ("sex", "race", "insurance")  # the fairness subgroups read from codes
 
 
@@ -39,11 +39,13 @@ class CodeKinds:
     a bare ``PREFIX`` code of the same prefix may belong to another kind (``ED_TRIAGE`` is the chief
     complaint, a visit). ``labs``: ``PREFIX//item[//unit]`` with values; ``lab_flags``:
     ``PREFIX//item//flag`` marking the lab value of the same item at the same time. ``conditions``,
-    ``medications``, ``procedures``, ``visits``, ``notes``: the text's other sections.
+    ``medications``, ``procedures``, ``visits``, ``notes``: the text's other sections. ``visit_starts``:
+    prefixes whose codes mark the start of a visit (hospital admission, ICU admission, ED arrival), for
+    the counts' hours since the latest visit start; they usually also belong to ``visits``.
     ``coded_after_discharge``: vocabularies coders assign after discharge, held back by the coding delay
     (:mod:`ehrpredict.events.cutoff`). ``sex``, ``race``, ``insurance``: the prefix whose codes'
     remainder is that attribute (``GENDER//F`` → ``F``), or None when the dataset does not record it.
-    Each prefix has at most one kind besides ``vitals`` and ``coded_after_discharge``.
+    Each prefix has at most one kind besides ``vitals``, ``visit_starts`` and ``coded_after_discharge``.
 
     >>> CodeKinds(labs=("LAB//",), sex="")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -69,6 +71,7 @@ class CodeKinds:
     visits: tuple[str, ...] = ("HOSPITAL_ADMISSION", "HOSPITAL_DISCHARGE", "ICU_ADMISSION", "ICU_DISCHARGE",
                                "ED_ARRIVAL", "ED_DISPOSITION", "ED_TRIAGE")
     notes: tuple[str, ...] = ("NOTE",)
+    visit_starts: tuple[str, ...] = ("HOSPITAL_ADMISSION", "ICU_ADMISSION", "ED_ARRIVAL")
     coded_after_discharge: tuple[str, ...] = (ICD9CM, ICD10CM, ICD9PROC, ICD10PCS, "DRG", "HCPCS")
     sex: str | None = "GENDER"
     race: str | None = "RACE"

@@ -15,7 +15,7 @@ from ehrpredict.errors import ConfigError
 from ehrpredict.models.classifiers import EarlyStoppedLightGBM, TunedLogisticRegression
 from ehrpredict.models.heads import HeadPipeline, make_head, make_regressor
 from ehrpredict.models.multilabel import make_multilabel_head
-from ehrpredict.models.preprocess import Log1pTransformer, log1p
+from ehrpredict.models.preprocess import Log1pTransformer, impute_missing, log1p
 from ehrpredict.models.regressors import EarlyStoppedLightGBMRegressor, TunedRidge
 
 
@@ -43,7 +43,8 @@ def test_the_pipeline_hands_the_head_a_tuning_split_preprocessed_like_the_traini
     X, y, v = _counts(400, 0)
     Xt, yt, vt = _counts(200, 1)
     scaler = MaxAbsScaler().fit(log1p(X))
-    prepared, prepared_tune = scaler.transform(log1p(X)), scaler.transform(log1p(Xt))
+    imputer = impute_missing().fit(scaler.transform(log1p(X)))
+    prepared, prepared_tune = (imputer.transform(scaler.transform(log1p(M))) for M in (X, Xt))
     by_hand = TunedLogisticRegression().fit(prepared, y, X_val=prepared_tune, y_val=yt)
     piped = make_head("lr", 0).fit(X, y, X_val=Xt, y_val=yt)
     assert piped["head"].tuning_auroc_ == by_hand.tuning_auroc_
@@ -103,8 +104,30 @@ def test_log1p_off_keeps_negative_features_intact() -> None:
     X = rng.normal(size=(300, 5))
     y = (X[:, 0] < -0.5).astype(int)  # the signal lives in values below -0.99 that log1p would clip
     model = make_head("lr", 0, log1p=False).fit(X, y, X_val=X, y_val=y)
-    assert [name for name, _ in model.steps] == ["scale", "head"]
+    assert [name for name, _ in model.steps] == ["scale", "impute", "head"]
     assert model.predict_proba(X)[:, 1][y == 1].mean() > 0.6
+
+
+def test_every_head_trains_on_missing_values_and_the_linear_ones_see_them_as_missing() -> None:
+    # The counts' age and hours since the visit start are NaN when unknown (stored explicitly in the
+    # sparse matrix). LightGBM routes NaN itself; the linear heads impute 0 and add an indicator, so a
+    # label that depends on "unknown" alone is learnable by logistic regression too.
+    rng = np.random.default_rng(0)
+    n = 600
+    missing = rng.random(n) < 0.3
+    hours = np.where(missing, np.nan, rng.uniform(0, 48, n))
+    y = (rng.random(n) < np.where(missing, 0.8, 0.2)).astype(int)
+    X = sp.csr_matrix(np.column_stack([rng.poisson(1.0, n), hours]).astype(np.float32))
+    assert np.isnan(X.data).sum() == missing.sum()  # NaN stored, not dropped as a zero
+    for name in ("lr", "lgbm"):
+        model = make_head(name, 0).fit(X, y, X_val=X, y_val=y)
+        p = model.predict_proba(X)[:, 1]
+        assert np.isfinite(p).all()
+        assert p[missing].mean() > p[~missing].mean() + 0.3, name
+        assert model.__sklearn_tags__().input_tags.allow_nan
+    Y = np.column_stack([y, 1 - y])
+    assert np.isfinite(make_multilabel_head(0).fit(X, Y).predict_proba(X)).all()
+    assert not HeadPipeline([("head", TunedLogisticRegression())]).__sklearn_tags__().input_tags.allow_nan
 
 
 def test_classifiers_refuse_one_class_and_multiclass_targets() -> None:

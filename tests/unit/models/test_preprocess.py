@@ -23,5 +23,5 @@ def test_sparse_counts_stay_sparse_and_float32() -> None:
 
 
 def test_linear_preprocessing_steps() -> None:
-    assert [name for name, _ in linear_preprocessing()] == ["log1p", "scale"]
-    assert [name for name, _ in linear_preprocessing(log1p=False)] == ["scale"]
+    assert [name for name, _ in linear_preprocessing()] == ["log1p", "scale", "impute"]
+    assert [name for name, _ in linear_preprocessing(log1p=False)] == ["scale", "impute"]

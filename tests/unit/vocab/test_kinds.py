@@ -61,6 +61,14 @@ def test_what_ingestion_writes_reads_back_the_same() -> None:
     assert (partial.labs, partial.race, partial.vitals) == (("LOINC",), None, DEFAULT_CODE_KINDS.vitals)
 
 
+def test_datasets_ingested_before_visit_starts_existed_get_the_default() -> None:
+    # dataset.json written before CodeKinds had visit_starts: every other key, but not that one
+    older = {k: v for k, v in DEFAULT_CODE_KINDS.to_json().items() if k != "visit_starts"}
+    assert code_kinds({"ehrpredict": {"code_kinds": older}}).visit_starts == (
+        "HOSPITAL_ADMISSION", "ICU_ADMISSION", "ED_ARRIVAL")
+    assert code_kinds({"ehrpredict": {"code_kinds": {"visit_starts": ["ENCOUNTER"]}}}).visit_starts == ("ENCOUNTER",)
+
+
 def test_datasets_ingested_before_code_kinds_keep_their_coded_after_discharge_list() -> None:
     legacy = code_kinds({"ehrpredict": {"coded_after_discharge": ["ICD10CM"]}})
     assert legacy.coded_after_discharge == ("ICD10CM",)
