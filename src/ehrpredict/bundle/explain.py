@@ -62,7 +62,8 @@ class _Described:
 def training_descriptions(source: EventSource, codes: set[str]) -> pl.DataFrame:
     """``code, description, parent_codes`` of ``codes`` from the training source's dictionary."""
     dictionary = source.codes()
-    return dictionary.filter(pl.col(S.CODE).is_in(sorted(codes))).select(list(CODES_SCHEMA))
+    wanted = pl.Series(sorted(codes), dtype=pl.String).implode()
+    return dictionary.filter(pl.col(S.CODE).is_in(wanted)).select(list(CODES_SCHEMA))
 
 
 def feature_codes(bundle_or_featurizer: Any) -> set[str]:

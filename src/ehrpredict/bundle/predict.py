@@ -149,7 +149,8 @@ def _vocabulary_report(bundle: Bundle, counts: pl.DataFrame) -> VocabularyReport
     unseen = totals.join(bundle.training_codes.select(S.CODE), on=S.CODE, how="anti").sort(
         ["n", S.CODE], descending=[True, False])
     model_codes = _model_codes(bundle)
-    present = totals.filter(pl.col(S.CODE).is_in(list(model_codes))).height if model_codes else 0
+    wanted = pl.Series(sorted(model_codes), dtype=pl.String).implode()
+    present = totals.filter(pl.col(S.CODE).is_in(wanted)).height if model_codes else 0
     return VocabularyReport(
         events=int(totals.get_column("n").sum()), unseen_events=int(unseen.get_column("n").sum()),
         codes=totals.height, unseen_codes=unseen.height,
@@ -206,7 +207,8 @@ def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Pat
             elapsed = time.perf_counter() - start
             say(f"scored {done:,} of {rows.height:,} rows ({len(done_subjects) / elapsed:,.0f} patients/s)")
         # Rows of subjects with no events in the dataset: scored on no history, and counted.
-        orphans = rows.filter(~pl.col(S.SUBJECT_ID).is_in(list(done_subjects)))
+        scored = pl.Series(sorted(done_subjects), dtype=pl.Int64).implode()
+        orphans = rows.filter(~pl.col(S.SUBJECT_ID).is_in(scored))
         if not orphans.is_empty():
             empty = InMemoryEvents(pl.DataFrame(schema={S.SUBJECT_ID: pl.Int64, S.TIME: pl.Datetime("us"),
                                                         S.CODE: pl.String}), dataset_metadata=source.metadata())

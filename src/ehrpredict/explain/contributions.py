@@ -158,9 +158,27 @@ def _linear_contributions(head: Any, X: Any) -> tuple[np.ndarray, sp.csr_matrix]
         values = sp.csr_matrix(sp.csr_matrix(transformed, dtype=np.float64).multiply(coef[np.newaxis, :]))
     else:
         values = sp.csr_matrix(np.asarray(transformed, dtype=np.float64) * coef[np.newaxis, :])
+    values = _fold_indicators(head, values, X.shape[1])
     values.eliminate_zeros()
     intercept = float(np.ravel(model.intercept_)[0])
     return np.full(values.shape[0], intercept), values
+
+
+def _fold_indicators(head: Any, values: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """A missing-value indicator's column (added by the linear heads' imputer after the features) belongs
+    to the feature it flags: its contribution is added to that feature's, so that a row's unknown age
+    contributes "age unknown" under age, and the sum over features stays the raw score."""
+    if values.shape[1] == width:
+        return values
+    from sklearn.impute import SimpleImputer
+
+    imputers = [step for _, step in head.steps[:-1] if isinstance(step, SimpleImputer) and step.add_indicator]
+    flagged = np.asarray(imputers[0].indicator_.features_) if len(imputers) == 1 else np.array([], dtype=int)
+    if values.shape[1] != width + len(flagged):
+        raise ConfigError(f"expected {width} feature columns plus one per missing-value indicator, got "
+                          f"{values.shape[1]} columns the head sees")
+    fold = sp.csr_matrix((np.ones(len(flagged)), (np.arange(len(flagged)), flagged)), shape=(len(flagged), width))
+    return sp.csr_matrix(values[:, :width] + values[:, width:] @ fold)
 
 
 def group_text_dimensions(c: Contributions) -> Contributions:

@@ -89,6 +89,7 @@ def _counts_state(featurizer: CountsFeaturizer, key: str) -> FeaturizerState:
     frames = {f"{key}.codes": pl.DataFrame({S.CODE: featurizer.codes_}),
               f"{key}.features": pl.DataFrame({"feature": list(featurizer.feature_names_)},
                                               schema={"feature": pl.String})}
+    frames[f"{key}.columns"] = featurizer.columns_  # code features → column (static columns follow them)
     if featurizer.parents_ is not None:
         frames[f"{key}.parents"] = featurizer.parents_
     return FeaturizerState(spec, frames)
@@ -107,8 +108,11 @@ def _counts_from(spec: dict[str, Any], state: FeaturizerState, key: str) -> Coun
     if len(names) != int(spec["n_features"]):
         raise ConfigError(f"expected {spec['n_features']} counts features, got {len(names)} names")
     featurizer.feature_names_ = np.asarray(names)
-    featurizer.columns_ = pl.DataFrame({"_name": names, "_column": np.arange(len(names), dtype=np.int64)},
-                                       schema={"_name": pl.String, "_column": pl.Int64})
+    columns = state.frame(f"{key}.columns")
+    if columns.columns != ["_name", "_column"] or columns.height > len(names):
+        raise ConfigError(f"expected the counts columns table (_name, _column) over at most {len(names)} features, got "
+                          f"{columns.columns} with {columns.height} rows")
+    featurizer.columns_ = columns
     for name, value in spec.get("extra", {}).items():
         setattr(featurizer, name, tuple(value) if isinstance(value, list) else value)
     return featurizer
