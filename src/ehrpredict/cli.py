@@ -225,7 +225,8 @@ def _predict(args: argparse.Namespace) -> int:
     from ehrpredict.bundle.predict import predict_bundle, summary_text
 
     result = predict_bundle(args.bundle, args.dataset, args.out, labels=args.labels, explain=args.explain,
-                            progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
+                            progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr),
+                            cache_dir=args.cache_dir)
     print(summary_text(result))
     return 0
 
@@ -296,6 +297,7 @@ def _explain(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"expected --at like 2150-01-02T08:00 (dataset time), got {args.at!r}") from exc
     bundle = load_bundle(args.bundle)
+    bundle.use_embedding_cache(args.cache_dir)
     source = ParquetEvents(args.dataset)
     labels = None
     if when is None:
@@ -412,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "labeled on DATASET)")
     predict.add_argument("--explain", type=int, default=0, metavar="K",
                          help="add each row's top K factors up and down (default 0: none)")
+    predict.add_argument("--cache-dir", type=Path, default=None,
+                         help="text models: the embedding cache (default $EHRPREDICT_CACHE/embeddings)")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(handler=_predict)
     explain = sub.add_parser("explain", help="why a bundle scores a patient as it does: top factors (counts models) "
@@ -426,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--top", type=int, default=5, help="factors shown each way (text models: parts; default 5)")
     explain.add_argument("--by", choices=("section", "line"), default="section",
                          help="text models: leave out whole sections or single lines")
+    explain.add_argument("--cache-dir", type=Path, default=None,
+                         help="text models: the embedding cache (default $EHRPREDICT_CACHE/embeddings)")
     explain.set_defaults(handler=_explain)
     serialize = sub.add_parser("serialize", help="print the text a text model reads for a subject's label rows")
     serialize.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")

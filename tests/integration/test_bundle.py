@@ -82,14 +82,14 @@ def test_binary_predictions_follow_the_meds_prediction_schema(hospital: Path, bu
     result = predict_bundle(bundles["binary-lgbm"], hospital, tmp_path / "p.parquet")
     frame = pl.read_parquet(result.out)
     assert frame.schema == pl.Schema({S.SUBJECT_ID: pl.Int64, S.PREDICTION_TIME: pl.Datetime("us"),
-                                      "predicted_boolean_probability": pl.Float64,
+                                      "predicted_boolean_probability": pl.Float32,
                                       "predicted_boolean_value": pl.Boolean, S.BOOLEAN_VALUE: pl.Boolean})
     labels = label_many(hospital, [load_task(BINARY)])[BINARY].labels
     assert frame.height == labels.height  # every split's rows, none dropped
     bundle = load_bundle(bundles["binary-lgbm"])
     assert bundle.threshold is not None
     assert frame.get_column("predicted_boolean_value").equals(
-        frame.get_column("predicted_boolean_probability") >= bundle.threshold, check_names=False)
+        frame.get_column("predicted_boolean_probability").cast(pl.Float64) >= bundle.threshold, check_names=False)
     summary = json.loads(result.summary.read_text())
     assert summary["rows"] == frame.height and summary["vocabulary"]["seen_share"] > 0.9
     assert summary["vocabulary"]["warning"] is None
@@ -232,6 +232,7 @@ def test_meds_evaluation_reads_our_predictions_and_agrees(hospital: Path, bundle
     assert pl.read_parquet(result.out).get_column(S.SUBJECT_ID).is_unique().all()
     report = meds_evaluation(result.out)
     assert report.ok, report.failures
+    assert report.exact_types_error is None and not report.casts  # its strict schema, no conversion needed
     assert report.meds_evaluation_auroc == pytest.approx(report.ehrpredict_auroc, abs=1e-9)
     assert 0.5 < report.meds_evaluation_auroc < 1.0
     # several rows per subject: the schema check still passes

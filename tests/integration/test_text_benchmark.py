@@ -128,13 +128,15 @@ def test_explain_and_serialize_commands(dataset: Path, cache: Path, runs: tuple,
                  "--text-max-tokens", BUDGET, "--cache-dir", str(cache), "--bootstrap", "20",
                  "--shuffle-permutations", "1", "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["explain", str(bundle), str(dataset), "--subject", str(subject)]) == 0  # occlusion
+    assert main(["explain", str(bundle), str(dataset), "--subject", str(subject), "--cache-dir", str(cache)]) == 0
     assert "predicted risk" in capsys.readouterr().out
     assert main(["explain", str(bundle), str(dataset), "--subject", "1"]) == 1  # no such subject: a clear error
     assert "subject 1" in capsys.readouterr().err
-    # the bundle's held-out probabilities are reproduced from the dataset by predict
+    # the bundle's held-out probabilities are reproduced from the dataset by predict (embeddings read from
+    # the cache fit filled: batched encoding is not bit-stable across batch compositions)
     fitted = pl.read_parquet(bundle / "report" / "held_out_predictions.parquet")
-    assert main(["predict", str(bundle), str(dataset), "--out", str(tmp_path / "p.parquet"), "--quiet"]) == 0
+    assert main(["predict", str(bundle), str(dataset), "--out", str(tmp_path / "p.parquet"), "--cache-dir", str(cache),
+                 "--quiet"]) == 0
     predicted = pl.read_parquet(tmp_path / "p.parquet").join(fitted, on=[S.SUBJECT_ID, S.PREDICTION_TIME])
     assert predicted.height == fitted.height
     np.testing.assert_array_equal(predicted.get_column("predicted_boolean_probability").to_numpy(),

@@ -86,7 +86,7 @@ def explain_bundle_rows(bundle: Bundle, source: EventSource, rows: pl.DataFrame,
         raise ConfigError("expected a counts or counts+text bundle for factor cards, got a text bundle: it is "
                           "explained by occlusion (explain_subject)")
     return explain_rows(bundle.pipeline, described(bundle, source), rows, k=k,
-                        calibrate=bundle.calibrator.transform if bundle.calibrator is not None else None,
+                        calibrate=bundle.probability if bundle.calibrator is not None else None,
                         threshold=bundle.threshold, max_events=max_events)
 
 

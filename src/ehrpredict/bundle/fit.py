@@ -53,7 +53,7 @@ from ehrpredict.bundle.files import (
     write_featurizer,
     write_head,
 )
-from ehrpredict.bundle.model import Bundle, prediction_frame
+from ehrpredict.bundle.model import Bundle, calibrated, prediction_frame
 from ehrpredict.dataset import dataset_fingerprint
 from ehrpredict.errors import ConfigError, DataError
 from ehrpredict.evaluation import binary_report, choose_threshold, tune_thresholds
@@ -224,7 +224,7 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
         p_tune, p_test = fitted.predict_proba_features(X_tune), fitted.predict_proba_features(X_test)
         calibration = choose_calibrator(y_tune, p_tune, seed=config.seed)
         say(f"calibration: {calibration.reason}")
-        cal_tune, cal_test = calibration.calibrator.transform(p_tune), calibration.calibrator.transform(p_test)
+        cal_tune, cal_test = calibrated(calibration.calibrator, p_tune), calibrated(calibration.calibrator, p_test)
         threshold_value = rule.choose(y_tune, cal_tune)
         before = binary_report(y_test, p_test, groups, threshold_value, n_boot=config.n_boot, seed=config.seed)
         after = binary_report(y_test, cal_test, groups, threshold_value, n_boot=config.n_boot, seed=config.seed)

@@ -49,6 +49,13 @@ PREDICTED_CATEGORY_PROBABILITIES = "predicted_category_probabilities"
 UNCALIBRATED = "uncalibrated_probability"
 
 
+def calibrated(calibrator: Calibrator, raw: np.ndarray) -> np.ndarray:
+    """The bundle's published probability: the calibrator's output at float32 precision (the MEDS
+    prediction schema's type, so the file meds-evaluation scores holds exactly these numbers), as
+    float64. Thresholds are chosen on, and decisions made from, these same numbers."""
+    return np.asarray(calibrator.transform(raw), dtype=np.float32).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Scores:
     """What a bundle says about label rows. Binary: ``raw`` (the head's probability), ``probability``
@@ -95,8 +102,26 @@ class Bundle:
             assert self.category_thresholds is not None
             return Scores(raw=raw, decision=raw >= self.category_thresholds[None, :])
         assert self.calibrator is not None and self.threshold is not None
-        probability = self.calibrator.transform(raw)
+        probability = calibrated(self.calibrator, raw)
         return Scores(raw=raw, probability=probability, decision=probability >= self.threshold)
+
+    def use_embedding_cache(self, cache_dir: str | Path | None) -> None:
+        """Where a text model's embeddings are cached (default: the user's embedding cache). Batched
+        encoding is not bit-stable across batch compositions (~1e-7), so scores reproduce exactly what
+        fit computed when they read the embeddings fit cached."""
+        if cache_dir is None:
+            return
+        featurizer: Any = self.pipeline.featurizer
+        parts = dict(featurizer.parts) if hasattr(featurizer, "parts") else {"": featurizer}
+        for part in parts.values():
+            if hasattr(part, "cache_dir"):
+                part.cache_dir = Path(cache_dir)
+
+    def probability(self, raw: np.ndarray) -> np.ndarray:
+        """The calibrated probability of the head's probabilities ``raw`` (binary bundles)."""
+        if self.calibrator is None:
+            raise ConfigError(f"expected a binary bundle with a calibrator, got {self.pipeline.label_type}")
+        return calibrated(self.calibrator, raw)
 
     def score(self, source: EventSource | str | Path, labels: pl.DataFrame,
               executor: Executor | None = None) -> Scores:
@@ -114,7 +139,7 @@ def prediction_frame(bundle: Bundle, labels: pl.DataFrame, scores: Scores, with_
     truth = {"binary": S.BOOLEAN_VALUE, "regression": S.FLOAT_VALUE, "multilabel": S.CATEGORICAL_VALUE}[label_type]
     if label_type == "binary":
         assert scores.probability is not None and scores.decision is not None
-        columns[PREDICTED_PROBABILITY] = pl.Series(scores.probability, dtype=pl.Float64)
+        columns[PREDICTED_PROBABILITY] = pl.Series(scores.probability, dtype=pl.Float32)  # exact: see calibrated
         columns[PREDICTED_VALUE] = pl.Series(scores.decision, dtype=pl.Boolean)
         if with_uncalibrated:
             columns[UNCALIBRATED] = pl.Series(scores.raw, dtype=pl.Float64)

@@ -160,12 +160,14 @@ def _vocabulary_report(bundle: Bundle, counts: pl.DataFrame) -> VocabularyReport
 
 def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Path, out: str | Path,
                    labels: pl.DataFrame | str | Path | None = None, explain: int = 0,
-                   progress: Progress | None = None, executor: Executor | None = None) -> PredictResult:
+                   progress: Progress | None = None, executor: Executor | None = None,
+                   cache_dir: str | Path | None = None) -> PredictResult:
     """Score ``dataset``'s label rows (the bundle's task, or ``labels``) and write ``out`` (parquet) and
     its summary ``out`` with suffix ``.json``."""
     start = time.perf_counter()
     say = progress or (lambda message: None)
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    bundle.use_embedding_cache(cache_dir)
     source = as_source(dataset)
     out = Path(out)
     if isinstance(labels, (str, Path)):

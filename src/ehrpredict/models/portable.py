@@ -132,7 +132,8 @@ def _imputer_out(step: SimpleImputer, key: str) -> Exported:
                             "add_indicator": bool(step.add_indicator), "keep_empty_features": step.keep_empty_features,
                             "n_features_in": int(step.n_features_in_), "fit_dtype": str(step._fit_dtype),
                             "fill_dtype": str(step._fill_dtype)}
-    arrays = {f"{key}.statistics": np.asarray(step.statistics_)}
+    # dense input gives an object array of the fill value; as numbers it fills the same
+    arrays = {f"{key}.statistics": np.asarray(step.statistics_, dtype=np.float64)}
     if step.add_indicator:
         indicator = step.indicator_
         spec["indicator"] = {"features": indicator.features, "sparse": indicator.sparse,
