@@ -7,6 +7,12 @@ all hold both classes: label once (``label_many``), then per task and setting a 
 for each head, and the held-out AUROC of the model and of the oracle on the same rows (the held-out rows
 the oracle has a probability for). Point estimates only (no bootstrap): CPU is scarce.
 
+By default each task is featurized once, with the static features, and "before" is that matrix without
+its two last columns: ``static_features=()`` gives exactly those columns (tests/unit/features/
+test_counts.py), so this halves the featurizing; both settings' heads are fitted as ``fit_pipeline``
+fits them (``make_estimator`` on the train matrix, tuned on the tuning matrix). ``--featurize-twice``
+builds a TaskData per setting and calls ``fit_pipeline`` on each instead.
+
     python bench/bench_oracle_gap.py --patients 10000                     # synth + ingest once, cached
     python bench/bench_oracle_gap.py --meds .cache/synth10k-meds --heads lgbm --tasks long_los_7d,aki_48h
 
@@ -31,7 +37,8 @@ from ehrpredict.evaluation import auroc
 from ehrpredict.events.source import ParquetEvents
 from ehrpredict.experiments.oracle import ORACLE_OUTCOMES, load_oracle, oracle_matches
 from ehrpredict.features.registry import RepresentationSettings
-from ehrpredict.pipeline import TaskData, fit_pipeline
+from ehrpredict.models.targets import BinaryTarget
+from ehrpredict.pipeline import TaskData, fit_pipeline, make_estimator
 from ehrpredict.tasks.labeler import label_many
 from ehrpredict.tasks.spec import load_task
 
@@ -57,6 +64,17 @@ def both_classes(data: TaskData) -> bool:
     return all(part.height > 0 and part.get_column(S.BOOLEAN_VALUE).n_unique() == 2 for part in data.parts.values())
 
 
+def fit_sliced(data: TaskData, head: str, drop: int) -> tuple[np.ndarray, int]:
+    """Held-out probabilities of ``head`` fitted as ``fit_pipeline`` fits it, on the counts matrices
+    without their last ``drop`` columns; and the number of columns used."""
+    X = {split: data.matrix("counts", split) for split in (S.TRAIN, S.TUNING, S.HELD_OUT)}
+    X = {split: M[:, : M.shape[1] - drop] for split, M in X.items()}
+    target = BinaryTarget()
+    model = make_estimator("binary", head, 0, log1p=True).fit(
+        X[S.TRAIN], target.encode(data.parts[S.TRAIN]), X_val=X[S.TUNING], y_val=target.encode(data.parts[S.TUNING]))
+    return np.asarray(model.predict_proba(X[S.HELD_OUT]))[:, 1], int(X[S.TRAIN].shape[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=10_000)
@@ -65,6 +83,8 @@ def main() -> int:
     parser.add_argument("--tasks", default="all", help="comma-separated; default every task with an oracle")
     parser.add_argument("--heads", default="lgbm,lr")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--featurize-twice", action="store_true",
+                        help="a TaskData and fit_pipeline per setting (default: featurize once, slice for before)")
     args = parser.parse_args()
     start = time.perf_counter()
     meds = args.meds or prepare(args.patients, args.seed)
@@ -81,9 +101,10 @@ def main() -> int:
     print("| task | n held-out (matched) | positives | head | before | after | oracle | gap before | gap after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for spec in specs:
+        settings = SETTINGS if args.featurize_twice else {"after": SETTINGS["after"]}
         by_setting = {name: TaskData.from_splits(source, labeled[spec.name].labels, splits,
                                                  RepresentationSettings(static_features=static))
-                      for name, static in SETTINGS.items()}
+                      for name, static in settings.items()}
         held_out = by_setting["after"].parts[S.HELD_OUT].with_row_index(ROW)
         matched = oracle_matches(spec, oracle, held_out)
         if not both_classes(by_setting["after"]) or matched is None or matched.height < 10 or \
@@ -97,12 +118,17 @@ def main() -> int:
         for head in heads:
             row = {"task": spec.name, "head": head, "n_held_out": held_out.height, "matched": len(index),
                    "positives": int(y.sum()), "oracle": oracle_value}
-            for name, data in by_setting.items():
+            for name in SETTINGS:
                 t = time.perf_counter()
-                pipeline = fit_pipeline(spec, "counts", head, data, seed=0)
-                p = pipeline.predict_proba_features(data.matrix("counts", S.HELD_OUT))
+                if args.featurize_twice:
+                    data = by_setting[name]
+                    pipeline = fit_pipeline(spec, "counts", head, data, seed=0)
+                    p = pipeline.predict_proba_features(data.matrix("counts", S.HELD_OUT))
+                    width = int(data.matrix("counts", S.TRAIN).shape[1])
+                else:
+                    p, width = fit_sliced(by_setting["after"], head, drop=2 * (name == "before"))
                 row[name] = auroc(y, p[index])
-                row[f"{name}_n_features"] = int(data.matrix("counts", S.TRAIN).shape[1])
+                row[f"{name}_n_features"] = width
                 row[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
             rows.append(row)
             if args.json:  # after every row, so an interrupted run keeps what it measured
