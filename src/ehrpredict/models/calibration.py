@@ -2,15 +2,19 @@
 
 - :class:`PlattCalibrator`: a logistic fit on the log-odds, ``p' = σ(a·logit(p) + b)``. Two numbers:
   it cannot overfit a small split, but it can only bend the scores along one family of curves.
+- :class:`IdentityCalibrator`: the head's probabilities unchanged, when neither map does better.
 - :class:`IsotonicCalibrator`: the best non-decreasing map from score to probability (isotonic
   regression), interpolated linearly between its knots and flat beyond the ends. Flexible, but it
   needs many positives to be better than noise.
 
-:func:`choose_calibrator` decides between them on the tuning split by cross-validation: the split
-is cut into ``folds`` stratified folds, each method is fitted on the others and scored by the Brier
-score (a proper score that stays finite when isotonic regression says 0 or 1) on the fold left out;
-the lower mean wins and is refitted on the whole split. Below ``MIN_ISOTONIC_CLASS`` positives (or
-negatives) isotonic regression is not considered and Platt scaling is used, and the choice says so.
+:func:`choose_calibrator` decides on the tuning split by cross-validation: the split is cut into
+``folds`` stratified folds, each candidate is fitted on the others and scored by the Brier score (a
+proper score that stays finite when isotonic regression says 0 or 1) on the fold left out; the lowest
+mean wins (ties: the simpler) and is refitted on the whole split. The candidates are no recalibration,
+Platt scaling and, with at least ``MIN_ISOTONIC_CLASS`` positives and negatives, isotonic regression:
+a small tuning split cannot make the head's probabilities worse by recalibrating them. With fewer
+than ``folds`` of a class nothing can be cross-validated and Platt scaling is used. The choice
+says which and why.
 
 Both are plain numbers (``to_json``/:func:`calibrator_from_json`) and apply by the same code when
 fitted and when loaded from a bundle, so a loaded model calibrates exactly as the fitted one did.
@@ -77,6 +81,19 @@ class PlattCalibrator:
 
 
 @dataclass(frozen=True)
+class IdentityCalibrator:
+    """No recalibration: the head's probabilities as they are (chosen when they score best)."""
+
+    method: str = "none"
+
+    def transform(self, p: np.ndarray) -> np.ndarray:
+        return np.asarray(p, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method}
+
+
+@dataclass(frozen=True)
 class IsotonicCalibrator:
     """Linear interpolation between knots ``(x, y)`` (``x`` increasing, ``y`` non-decreasing), flat
     outside them."""
@@ -110,13 +127,15 @@ def calibrator_from_json(data: dict[str, Any]) -> Calibrator:
     """A calibrator from its ``to_json()``; anything else is refused with the reason."""
     method = data.get("method")
     try:
+        if method == "none":
+            return IdentityCalibrator()
         if method == "platt":
             return PlattCalibrator(a=float(data["a"]), b=float(data["b"]))
         if method == "isotonic":
             return IsotonicCalibrator(x=tuple(float(v) for v in data["x"]), y=tuple(float(v) for v in data["y"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"expected a {method} calibrator with its parameters, got {sorted(data)}: {exc}") from exc
-    raise ConfigError(f"expected calibrator method 'platt' or 'isotonic', got {method!r}")
+    raise ConfigError(f"expected calibrator method 'none', 'platt' or 'isotonic', got {method!r}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +155,13 @@ class CalibrationChoice:
 
 
 def _fit(method: str, y: np.ndarray, p: np.ndarray) -> Calibrator:
+    if method == "none":
+        return IdentityCalibrator()
     return PlattCalibrator.fit(y, p) if method == "platt" else IsotonicCalibrator.fit(y, p)
+
+
+NAMES = {"none": "no recalibration (the head's own probabilities)", "platt": "Platt scaling",
+         "isotonic": "isotonic regression"}
 
 
 def choose_calibrator(y: np.ndarray, p: np.ndarray, seed: int = 0, folds: int = FOLDS,
@@ -149,18 +174,23 @@ def choose_calibrator(y: np.ndarray, p: np.ndarray, seed: int = 0, folds: int = 
     if positives == 0 or negatives == 0:
         raise ConfigError(f"expected both classes in the tuning split to calibrate on, got {positives} positives and "
                           f"{negatives} negatives")
-    if min(positives, negatives) < min_class:
-        reason = (f"Platt scaling: the tuning split has {min(positives, negatives)} "
-                  f"{'positives' if positives <= negatives else 'negatives'}, fewer than the {min_class} needed "
-                  "to consider isotonic regression")
+    fewest = min(positives, negatives)
+    fewest_name = "positives" if positives <= negatives else "negatives"
+    if fewest < folds:
+        reason = (f"Platt scaling: the tuning split has {fewest} {fewest_name}, too few to cross-validate a choice")
         return CalibrationChoice(PlattCalibrator.fit(y, p), reason, {}, int(y.size), positives)
-    scores: dict[str, list[float]] = {"platt": [], "isotonic": []}
+    # Candidates from simplest to most flexible; isotonic regression only with enough of both classes.
+    methods = ("none", "platt", "isotonic") if fewest >= min_class else ("none", "platt")
+    scores: dict[str, list[float]] = {method: [] for method in methods}
     for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(p, y):
         for method in scores:
             fitted = _fit(method, y[train], p[train])
             scores[method].append(float(np.mean((fitted.transform(p[test]) - y[test]) ** 2)))
     cv = {method: float(np.mean(values)) for method, values in scores.items()}
-    best = min(cv, key=lambda m: (cv[m], m != "platt"))  # a tie goes to the simpler Platt
-    reason = (f"{'Platt scaling' if best == 'platt' else 'isotonic regression'}: lower {folds}-fold cross-validated "
-              f"Brier score on the tuning split ({cv['platt']:.5f} Platt, {cv['isotonic']:.5f} isotonic)")
+    best = min(methods, key=lambda m: (cv[m], methods.index(m)))  # a tie goes to the simpler one
+    compared = ", ".join(f"{cv[m]:.5f} {NAMES[m].split(' (')[0]}" for m in methods)
+    reason = f"{NAMES[best]}: the lowest {folds}-fold cross-validated Brier score on the tuning split ({compared})"
+    if "isotonic" not in methods:
+        reason += (f"; isotonic regression not considered: {fewest} {fewest_name}, fewer than the {min_class} "
+                   "it needs")
     return CalibrationChoice(_fit(best, y, p), reason, cv, int(y.size), positives)
