@@ -12,7 +12,8 @@
 proper score that stays finite when isotonic regression says 0 or 1) on the fold left out; the lowest
 mean wins (ties: the simpler) and is refitted on the whole split. The candidates are no recalibration,
 Platt scaling and, with at least ``MIN_ISOTONIC_CLASS`` positives and negatives, isotonic regression:
-a small tuning split cannot make the head's probabilities worse by recalibrating them. With fewer
+the head's probabilities are remapped only when that scores better on the rows left out (on a small
+split that comparison is itself noisy). With fewer
 than ``folds`` of a class nothing can be cross-validated and Platt scaling is used. The choice
 says which and why.
 
