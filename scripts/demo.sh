@@ -60,8 +60,11 @@ echo "== predict"
 subject="$("$bin/python" -c 'import sys, polars as pl; print(pl.read_parquet(sys.argv[1]).item(0, "subject_id"))' \
   "$bundle/report/held_out_predictions.parquet")"
 echo "== explain: subject $subject"
-"$bin/ehrpredict" explain "$bundle" "$dataset" --subject "$subject" --html "$out/$name-explain.html" 2>/dev/null \
-  | head -16
+# the whole card to a file first: `| head` would end explain early with SIGPIPE, a failure under pipefail
+"$bin/ehrpredict" explain "$bundle" "$dataset" --subject "$subject" --html "$out/$name-explain.html" \
+  > "$out/$name-explain.txt" 2>/dev/null
+head -16 "$out/$name-explain.txt"
+echo "  (the whole card: $out/$name-explain.txt)"
 echo
 echo "demo done. Dataset: $dataset"
 echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet; kept rows with a recorded problem: $dataset/flagged.parquet)"
