@@ -310,3 +310,11 @@ def test_on_the_real_demo_fit_bundle_predict_reproduces_and_explains(demo_datase
     assert card.up or card.down
     assert card.calibrated_probability == pytest.approx(float(fitted.item(0, "predicted_boolean_probability")))
     assert all("//" not in f.text for f in (*card.up, *card.down))  # words from the demo's dictionaries
+
+
+def test_refitting_the_same_model_gives_the_same_model_version(hospital: Path, bundles: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    task, representation, head = MODELS["binary-lgbm"]
+    again = fit_bundle(_config(hospital, task, representation, head), tmp_path / "again")
+    first = json.loads((bundles["binary-lgbm"] / MANIFEST).read_text())
+    assert again.bundle.manifest["model_version"] == first["model_version"]  # the card's creation time is not part

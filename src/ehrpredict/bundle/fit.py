@@ -299,7 +299,9 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
         (staging / MODEL_CARD).write_text(model_card(manifest, result))
         manifest["files"] = file_hashes(staging)
         manifest["model_version"] = hashlib.sha256(
-            "".join(f"{k}={v}\n" for k, v in sorted(manifest["files"].items()) if not k.startswith(REPORT_DIR))
+            # the model's own files: not the report or the card, which carry timings and the creation time
+            "".join(f"{k}={v}\n" for k, v in sorted(manifest["files"].items())
+                    if not k.startswith(REPORT_DIR) and k != MODEL_CARD)
             .encode()).hexdigest()[:12]
         write_json(staging / MANIFEST, manifest)
     bundle.manifest, bundle.path = manifest, out
