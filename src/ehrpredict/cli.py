@@ -17,6 +17,7 @@ from ehrpredict.errors import EhrPredictError
 from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
 
 if TYPE_CHECKING:
+    from ehrpredict.experiments.config import BenchmarkConfig
     from ehrpredict.experiments.results import ModelResult
 
 
@@ -145,18 +146,26 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _benchmark(args: argparse.Namespace) -> int:
-    from ehrpredict.experiments.benchmark import BenchmarkConfig, run_benchmark
+def _config(args: argparse.Namespace, **run: object) -> BenchmarkConfig:
+    """The BenchmarkConfig of ``benchmark`` and ``fit``: the shared options (bootstrap, seed, controls,
+    coding delay, text options) from ``args``, the rest from ``run``."""
+    from ehrpredict.experiments.config import BenchmarkConfig
 
-    config = BenchmarkConfig(
-        dataset=args.dataset, out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",")),
-        representations=tuple(args.representations.split(",")), heads=tuple(args.heads.split(",")),
-        n_boot=args.bootstrap, seed=args.seed, few_shot=args.few_shot,
+    return BenchmarkConfig(
+        dataset=args.dataset, out=args.out, n_boot=args.bootstrap, seed=args.seed,
         shuffle_permutations=args.shuffle_permutations, text_format=args.text_format,
         text_max_tokens=args.text_max_tokens, include_notes=not args.no_notes, encoder=args.encoder,
         encoder_model=args.encoder_model, encoder_url=args.encoder_url, encoder_instruction=args.encoder_instruction,
-        cache_dir=args.cache_dir, coding_delay=args.coding_delay,
+        cache_dir=args.cache_dir, coding_delay=args.coding_delay, **run,  # type: ignore[arg-type]
     )
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from ehrpredict.experiments.benchmark import run_benchmark
+
+    config = _config(args, tasks=tuple(t.strip() for t in args.tasks.split(",")),
+                     representations=tuple(args.representations.split(",")), heads=tuple(args.heads.split(",")),
+                     few_shot=args.few_shot)
     report = run_benchmark(config, progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
     for task in report.tasks:
         if task.status != "done":
@@ -191,15 +200,8 @@ def _model_summary(model: ModelResult) -> str:
 
 def _fit(args: argparse.Namespace) -> int:
     from ehrpredict.bundle.fit import fit_bundle
-    from ehrpredict.experiments.config import BenchmarkConfig
 
-    config = BenchmarkConfig(
-        dataset=args.dataset, out=args.out, tasks=(args.task,), representations=(args.representation,),
-        heads=(args.head,), n_boot=args.bootstrap, seed=args.seed, shuffle_permutations=args.shuffle_permutations,
-        text_format=args.text_format, text_max_tokens=args.text_max_tokens, include_notes=not args.no_notes,
-        encoder=args.encoder, encoder_model=args.encoder_model, encoder_url=args.encoder_url,
-        encoder_instruction=args.encoder_instruction, cache_dir=args.cache_dir, coding_delay=args.coding_delay,
-    )
+    config = _config(args, tasks=(args.task,), representations=(args.representation,), heads=(args.head,))
     result = fit_bundle(config, args.out, threshold=args.threshold, name=args.name, overwrite=args.overwrite,
                         progress=None if args.quiet else lambda m: print(f"  {m}", file=sys.stderr))
     manifest = result.bundle.manifest

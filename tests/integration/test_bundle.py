@@ -199,6 +199,11 @@ def test_a_labels_file_with_a_bad_time_names_the_row(tmp_path: Path) -> None:
     path.write_text("subject_id,prediction_time\n1,2150-01-01 08:00\n2,yesterday\n")
     with pytest.raises(DataError, match=r"rows.csv: row 2: expected prediction_time .* got 'yesterday'"):
         read_label_file(path)
+    path.write_text("subject_id,prediction_time,boolean_value\n1,2150-01-01 08:00,true\n2,2150-01-01 08:00,maybe\n")
+    with pytest.raises(DataError, match=r"row 2: expected boolean_value as true/false or 1/0, got 'maybe'"):
+        read_label_file(path)
+    path.write_text("subject_id,prediction_time,boolean_value\n1,2150-01-01 08:00,TRUE\n2,2150-01-02,0\n")
+    assert read_label_file(path).get_column("boolean_value").to_list() == [True, False]
     path.write_text("subject_id,when\n1,2150-01-01\n")
     with pytest.raises(DataError, match="expected columns subject_id and prediction_time"):
         read_label_file(path)

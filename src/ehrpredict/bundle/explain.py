@@ -66,12 +66,6 @@ def training_descriptions(source: EventSource, codes: set[str]) -> pl.DataFrame:
     return dictionary.filter(pl.col(S.CODE).is_in(wanted)).select(list(CODES_SCHEMA))
 
 
-def feature_codes(bundle_or_featurizer: Any) -> set[str]:
-    featurizer = getattr(getattr(bundle_or_featurizer, "pipeline", None), "featurizer", bundle_or_featurizer)
-    parts = dict(featurizer.parts) if hasattr(featurizer, "parts") else {"": featurizer}
-    return {code for part in parts.values() if hasattr(part, "codes_") for code in part.codes_.to_list()}
-
-
 def described(bundle: Bundle, source: EventSource) -> EventSource:
     path = None if bundle.path is None else bundle.path / DESCRIPTIONS
     if path is None or not path.exists():

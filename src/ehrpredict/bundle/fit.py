@@ -20,14 +20,12 @@ benchmark does, and keep it as a bundle.
 from __future__ import annotations
 
 import hashlib
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
 from html import escape
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ import polars as pl
 from ehrpredict import __version__
 from ehrpredict import schema as S
 from ehrpredict.bundle.card import model_card
-from ehrpredict.bundle.explain import DESCRIPTIONS, feature_codes, importance, training_descriptions
+from ehrpredict.bundle.explain import DESCRIPTIONS, importance, training_descriptions
 from ehrpredict.bundle.files import (
     CALIBRATION,
     FORMAT,
@@ -53,12 +51,13 @@ from ehrpredict.bundle.files import (
     write_featurizer,
     write_head,
 )
-from ehrpredict.bundle.model import Bundle, calibrated, prediction_frame
+from ehrpredict.bundle.model import Bundle, calibrated, feature_codes, prediction_frame
 from ehrpredict.dataset import dataset_fingerprint
 from ehrpredict.errors import ConfigError, DataError
 from ehrpredict.evaluation import binary_report, choose_threshold, tune_thresholds
 from ehrpredict.events.source import EventSource, ParquetEvents, ShardRef
 from ehrpredict.executor import Executor, local
+from ehrpredict.experiments.benchmark import PACKAGES, environment
 from ehrpredict.experiments.config import BenchmarkConfig
 from ehrpredict.experiments.evaluate import EVALUATORS
 from ehrpredict.experiments.model_results import ModelResult, metrics_to_json
@@ -75,7 +74,7 @@ from ehrpredict.tasks.spec import load_task
 
 Progress = Callable[[str], None]
 THRESHOLD_RULES = ("max-youden", "sensitivity:X", "specificity:X", "alert-rate:X")
-PACKAGES = ("numpy", "scipy", "polars", "pyarrow", "scikit-learn", "lightgbm", "sentence-transformers", "torch")
+BUNDLE_PACKAGES = ("sentence-transformers", "torch")  # a text model's encoder runs on these
 
 
 @dataclass(frozen=True)
@@ -147,16 +146,6 @@ def training_codes(source: EventSource, subjects: pl.Series, executor: Executor 
     return frame.group_by(S.CODE).agg(pl.col("n_events").sum().cast(pl.Int64)).sort(S.CODE)
 
 
-def _environment() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def _calibration_json(before: Any, after: Any) -> dict[str, Any]:
     keys = ("brier", "ece", "calibration_slope", "calibration_intercept")
     return {name: {k: v for k, v in metrics_to_json(m).items() if k in keys} for name, m in
@@ -208,7 +197,8 @@ def fit_bundle(config: BenchmarkConfig, out: Path, threshold: str = "max-youden"
         version=__version__, created_by="ehrpredict fit",
         config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         dataset=DatasetRef(path=str(config.dataset), fingerprint=dataset_fingerprint(config.dataset)),
-        environment=_environment(), seconds=round(time.perf_counter() - start, 1), tasks=(task_result,))
+        environment=environment((*PACKAGES, *BUNDLE_PACKAGES)), seconds=round(time.perf_counter() - start, 1),
+        tasks=(task_result,))
 
     X_tune, X_test = data.matrix(representation, S.TUNING), data.matrix(representation, S.HELD_OUT)
     held_out = data.parts[S.HELD_OUT]

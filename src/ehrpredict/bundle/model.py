@@ -49,6 +49,16 @@ PREDICTED_CATEGORY_PROBABILITIES = "predicted_category_probabilities"
 UNCALIBRATED = "uncalibrated_probability"
 
 
+def featurizer_parts(featurizer: Any) -> list[Any]:
+    """A combination's part featurizers, or the featurizer itself."""
+    return [part for _, part in featurizer.parts] if hasattr(featurizer, "parts") else [featurizer]
+
+
+def feature_codes(featurizer: Any) -> set[str]:
+    """The codes a fitted featurizer's columns are made of (the counts vocabulary; none for text)."""
+    return {code for part in featurizer_parts(featurizer) if hasattr(part, "codes_") for code in part.codes_.to_list()}
+
+
 def calibrated(calibrator: Calibrator, raw: np.ndarray) -> np.ndarray:
     """The bundle's published probability: the calibrator's output at float32 precision (the MEDS
     prediction schema's type, so the file meds-evaluation scores holds exactly these numbers), as
@@ -111,9 +121,7 @@ class Bundle:
         fit computed when they read the embeddings fit cached."""
         if cache_dir is None:
             return
-        featurizer: Any = self.pipeline.featurizer
-        parts = dict(featurizer.parts) if hasattr(featurizer, "parts") else {"": featurizer}
-        for part in parts.values():
+        for part in featurizer_parts(self.pipeline.featurizer):
             if hasattr(part, "cache_dir"):
                 part.cache_dir = Path(cache_dir)
 

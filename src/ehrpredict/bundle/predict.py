@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ehrpredict import schema as S
-from ehrpredict.bundle.model import Bundle, load_bundle, prediction_frame
+from ehrpredict.bundle.model import Bundle, feature_codes, load_bundle, prediction_frame
 from ehrpredict.errors import DataError, SchemaError
 from ehrpredict.events.cutoff import PREDICTION_TIME
 from ehrpredict.events.source import EventSource, InMemoryEvents, ParquetEvents, ShardView, as_source
@@ -80,7 +80,7 @@ class PredictResult:
     vocabulary: VocabularyReport
     labels_from: str
     shards: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    explanations: Path | None = None  # --explain K: the factors file
 
     @property
     def patients_per_second(self) -> float:
@@ -115,9 +115,15 @@ def read_label_file(path: str | Path) -> pl.DataFrame:
                             f"{'an integer' if column == S.SUBJECT_ID else 'a date-time like 2150-01-02 08:00'}, got "
                             f"{raw[row]!r} ({len(bad)} such row{'s' * (len(bad) > 1)})")
         frame = frame.with_columns(cast.alias(column))
-    if S.BOOLEAN_VALUE in frame.columns and frame.get_column(S.BOOLEAN_VALUE).dtype == pl.String:
-        frame = frame.with_columns(pl.col(S.BOOLEAN_VALUE).str.to_lowercase().replace_strict(
-            {"true": True, "false": False, "1": True, "0": False}, default=None, return_dtype=pl.Boolean))
+    if S.BOOLEAN_VALUE in frame.columns and frame.get_column(S.BOOLEAN_VALUE).dtype != pl.Boolean:
+        raw = frame.get_column(S.BOOLEAN_VALUE).cast(pl.String)
+        truth = raw.str.strip_chars().str.to_lowercase().replace_strict(
+            {"true": True, "false": False, "1": True, "0": False}, default=None, return_dtype=pl.Boolean)
+        bad = (truth.is_null() & raw.is_not_null()).arg_true()
+        if len(bad):
+            row = int(bad[0])
+            raise DataError(f"{path}: row {row + 1}: expected {S.BOOLEAN_VALUE} as true/false or 1/0, got {raw[row]!r}")
+        frame = frame.with_columns(truth.alias(S.BOOLEAN_VALUE))
     return frame
 
 
@@ -131,24 +137,13 @@ def _vocabulary(source: EventSource, shard: str, rows: pl.DataFrame) -> pl.DataF
     return usable.group_by(S.CODE).len("n")
 
 
-def _model_codes(bundle: Bundle) -> set[str]:
-    """The codes the bundle's features are made of (counts vocabulary; text: the described codes)."""
-    featurizer: Any = bundle.pipeline.featurizer
-    parts = dict(featurizer.parts) if hasattr(featurizer, "parts") else {"": featurizer}
-    codes: set[str] = set()
-    for part in parts.values():
-        if hasattr(part, "codes_"):
-            codes.update(part.codes_.to_list())
-    return codes
-
-
 def _vocabulary_report(bundle: Bundle, counts: pl.DataFrame) -> VocabularyReport:
     if counts.is_empty():
         return VocabularyReport()
     totals = counts.group_by(S.CODE).agg(pl.col("n").sum())
     unseen = totals.join(bundle.training_codes.select(S.CODE), on=S.CODE, how="anti").sort(
         ["n", S.CODE], descending=[True, False])
-    model_codes = _model_codes(bundle)
+    model_codes = feature_codes(bundle.pipeline.featurizer)
     wanted = pl.Series(sorted(model_codes), dtype=pl.String).implode()
     present = totals.filter(pl.col(S.CODE).is_in(wanted)).height if model_codes else 0
     return VocabularyReport(
@@ -239,7 +234,7 @@ def predict_bundle(bundle: Bundle | str | Path, dataset: EventSource | str | Pat
     result = PredictResult(out=out, summary=out.with_suffix(".json"), rows=rows.height,
                            patients=rows.get_column(S.SUBJECT_ID).n_unique(), rows_without_events=orphans.height,
                            seconds=round(seconds, 2), vocabulary=vocabulary, labels_from=labels_from, shards=n_shards,
-                           extra={"explanations": str(factors_out)} if explain > 0 else {})
+                           explanations=factors_out if explain > 0 else None)
     write_json(result.summary, {
         "bundle": {"name": bundle.name, "model_version": bundle.version, "path": str(bundle.path)},
         "dataset": str(getattr(source, "root", source)), "predictions": str(out), "labels_from": labels_from,
@@ -299,7 +294,7 @@ def summary_text(result: PredictResult) -> str:
     warning = v.warning()
     if warning:
         lines.append(f"  WARNING: {warning}")
-    if result.extra.get("explanations"):
-        lines.append(f"  factors: {result.extra['explanations']}")
+    if result.explanations is not None:
+        lines.append(f"  factors: {result.explanations}")
     lines.append(f"  summary: {result.summary}")
     return "\n".join(lines)

@@ -120,7 +120,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None,
         version=__version__, created_by="ehrpredict benchmark",
         config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         dataset=DatasetRef(path=str(config.dataset), fingerprint=dataset_fingerprint(config.dataset)),
-        environment=_environment(), seconds=round(time.perf_counter() - start, 1),
+        environment=environment(), seconds=round(time.perf_counter() - start, 1),
         tasks=tuple(o.result() for o in outcomes),
     )
     config.out.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,11 @@ def _holm_adjust(outcomes: list[_TaskOutcome]) -> None:
         o.comparisons = [replace(c, p_value_holm=next(adjusted)) for c in o.comparisons]
 
 
-def _environment() -> dict[str, str]:
-    packages = ("polars", "pyarrow", "numpy", "scikit-learn", "lightgbm", "scipy", "meds")
+PACKAGES = ("polars", "pyarrow", "numpy", "scikit-learn", "lightgbm", "scipy", "meds")
+
+
+def environment(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Python, platform and the versions of ``packages`` (``"not installed"`` when absent)."""
     versions = {}
     for name in packages:
         try:
