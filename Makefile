@@ -42,7 +42,7 @@ lint: setup
 
 lock:
 	rm -rf /tmp/ehrpredict-lock && $(PYTHON) -m venv /tmp/ehrpredict-lock
-	/tmp/ehrpredict-lock/bin/pip install --quiet -e '.[dev,text]'
+	/tmp/ehrpredict-lock/bin/pip install --quiet -e '.[dev,text,fhir,serve]'
 	( echo "# Full pinned dependency tree for make setup (core + dev). Regenerate with: make lock"; \
 	  /tmp/ehrpredict-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' ) > requirements.lock
 
