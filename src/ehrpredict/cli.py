@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ehrpredict import __version__
 from ehrpredict.errors import EhrPredictError
 from ehrpredict.events.cutoff import DEFAULT_CODING_DELAY
+from ehrpredict.serve.commands import add_commands as add_serve_commands
 
 if TYPE_CHECKING:
     from ehrpredict.experiments.config import BenchmarkConfig
@@ -446,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     serialize.add_argument("--no-notes", action="store_true", help="leave out the notes section")
     _coding_delay_option(serialize)
     serialize.set_defaults(handler=_serialize)
+    add_serve_commands(sub)
     parser.set_defaults(usage_of=parser)
     ingest.set_defaults(usage_of=ingest)
     return parser

@@ -193,7 +193,8 @@ LAYERS: dict[str, int] = {
     "pipeline": 6,
     **dict.fromkeys(("experiments", "explain"), 7),
     "bundle": 8,
-    "cli": 9,
+    "serve": 9,
+    "cli": 10,
 }
 
 

@@ -1,0 +1,126 @@
+"""``ehrpredict serve`` and ``ehrpredict keys``: the command-line side of the service.
+
+Nothing here imports the web framework until a command runs, so ``ehrpredict --help`` works without
+the ``[serve]`` extra and says which extra to install when ``serve`` is asked for without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ehrpredict.errors import ConfigError
+
+DEFAULT_AUDIT = "ehrpredict-audit.sqlite"
+
+
+def _need_serve_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("expected the service's dependencies, got none: pip install 'ehrpredict[serve]'") from exc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _need_serve_extra()
+    import uvicorn
+
+    from ehrpredict.serve.app import create_app
+    from ehrpredict.serve.audit import AuditLog
+    from ehrpredict.serve.auth import KeyStore, SessionSigner
+    from ehrpredict.serve.context import ServeContext, ServeSettings, load_models
+
+    if args.keys is None:
+        raise ConfigError("expected --keys FILE: the service has no anonymous access (make a key with: ehrpredict "
+                          "keys add keys.json --name NAME --scopes predict,read)")
+    keys = KeyStore.read(args.keys)
+    if not keys.entries:
+        raise ConfigError(f"expected at least one key in {args.keys}, got none")
+    if args.dataset is not None and not (args.dataset / "data").is_dir():
+        raise ConfigError(f"expected a MEDS dataset (with data/) for --dataset, got {args.dataset}")
+    print(f"loading {len(args.bundles)} bundle(s)...", file=sys.stderr)
+    models = load_models(list(args.bundles))
+    settings = ServeSettings(max_body_bytes=args.max_body_mb * 1024 * 1024, rate_limit=args.rate_limit,
+                             burst=max(1.0, args.rate_limit * 2), secure_cookies=args.secure_cookies,
+                             public_url=args.public_url)
+    ctx = ServeContext(models, keys, AuditLog(args.audit_db), SessionSigner.from_file(args.session_secret_file),
+                       settings, dataset=args.dataset)
+    app = create_app(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for model in models.values():
+        print(f"  {model.name} (version {model.version}, {model.bundle.task.label_type})", file=sys.stderr)
+    print(f"serving on http://{args.host}:{args.port} (API /v1, OpenAPI /openapi.json, dashboard /dashboard, "
+          f"audit log {args.audit_db})", file=sys.stderr)
+    # uvicorn's access log would print request paths (a patient page's path holds an id): ours logs
+    # route templates instead (serve.middleware.Observe).
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    return 0
+
+
+def _keys_add(args: argparse.Namespace) -> int:
+    from ehrpredict.serve.auth import KeyStore, new_key
+
+    store = KeyStore.read(args.file) if args.file.exists() else KeyStore(())
+    key, entry = new_key(args.name, args.scopes.split(","))
+    store.add(entry).write(args.file)
+    print(f"added key {entry.id} ({entry.name}; scopes {', '.join(entry.scopes)}) to {args.file}", file=sys.stderr)
+    print("the key (shown only now; the file keeps its salted hash):", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from ehrpredict.serve.auth import KeyStore
+
+    for e in KeyStore.read(args.file).entries:
+        print(f"{e.id}  {e.name}  {','.join(e.scopes)}  {e.created}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from ehrpredict.serve.auth import KeyStore
+
+    KeyStore.read(args.file).revoke(args.id).write(args.file)
+    print(f"revoked key {args.id} (a running server reads the file at start: restart it)", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="serve bundles over HTTP: REST API, CDS Hooks and a dashboard ([serve] extra)")
+    serve.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories (ehrpredict fit)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--keys", type=Path, default=None, help="API keys file (ehrpredict keys add); required")
+    serve.add_argument("--audit-db", type=Path, default=Path(DEFAULT_AUDIT),
+                       help=f"SQLite audit log of every prediction (default ./{DEFAULT_AUDIT})")
+    serve.add_argument("--dataset", type=Path, default=None,
+                       help="a MEDS dataset whose patients the dashboard's patient page can pick")
+    serve.add_argument("--max-body-mb", type=int, default=10, help="largest request body, in MiB (default 10)")
+    serve.add_argument("--rate-limit", type=float, default=50.0,
+                       help="requests per second per key on average, bursts of twice that (0: no limit; default 50)")
+    serve.add_argument("--session-secret-file", type=Path, default=None,
+                       help="secret for the dashboard's session cookies (default: random, sessions end on restart)")
+    serve.add_argument("--secure-cookies", action="store_true", help="mark session cookies Secure (behind HTTPS)")
+    serve.add_argument("--public-url", default=None, help="the dashboard's address for CDS card links")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(handler=_serve)
+
+    keys = sub.add_parser("keys", help="manage the service's API keys (stored hashed)")
+    actions = keys.add_subparsers(dest="action")
+    add = actions.add_parser("add", help="make a key; prints it once")
+    add.add_argument("file", type=Path, help="keys file (created if absent)")
+    add.add_argument("--name", required=True, help="who or what uses the key")
+    add.add_argument("--scopes", default="predict", help="comma-separated: predict, read, admin (default predict)")
+    add.set_defaults(handler=_keys_add)
+    listing = actions.add_parser("list", help="list keys (ids, names, scopes)")
+    listing.add_argument("file", type=Path)
+    listing.set_defaults(handler=_keys_list)
+    revoke = actions.add_parser("revoke", help="remove a key")
+    revoke.add_argument("file", type=Path)
+    revoke.add_argument("id")
+    revoke.set_defaults(handler=_keys_revoke)
+    keys.set_defaults(usage_of=keys)
