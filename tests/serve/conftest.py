@@ -3,37 +3,21 @@ keys of each scope, an app around them, and the same app on a real uvicorn serve
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
+from serve_support import TASK, Keys, free_port, make_context
 
-from ehrpredict import schema as S
 from ehrpredict.bundle.fit import fit_bundle
 from ehrpredict.experiments.config import BenchmarkConfig
 from ehrpredict.ingest.mimic4 import ingest_mimic4
 from ehrpredict.ingest.synth import SynthConfig, generate
 
 pytest.importorskip("fastapi", reason="the service's tests need the [serve] extra")
-
-TASK = "long_los_7d"
-
-
-@dataclass(frozen=True)
-class Keys:
-    predict: str  # scopes predict
-    read: str  # scopes read
-    admin: str  # scopes admin
-    store: Any
-
-    def header(self, scope: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {getattr(self, scope)}"}
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +46,6 @@ def keys() -> Keys:
     return Keys(made["predict"][0], made["read"][0], made["admin"][0], store)
 
 
-def make_context(bundle_path: Path, keys: Keys, tmp_path: Path, dataset: Path | None = None, **settings: Any) -> Any:
-    from ehrpredict.serve.audit import AuditLog
-    from ehrpredict.serve.auth import SessionSigner
-    from ehrpredict.serve.context import ServeContext, ServeSettings, load_models
-
-    return ServeContext(load_models([bundle_path]), keys.store, AuditLog(tmp_path / "audit.sqlite"),
-                        SessionSigner.from_file(None), ServeSettings(**settings), dataset=dataset)
-
-
 @pytest.fixture
 def client(bundle_path: Path, keys: Keys, tmp_path: Path, hospital: Path) -> Iterator[Any]:
     from fastapi.testclient import TestClient
@@ -81,12 +56,6 @@ def client(bundle_path: Path, keys: Keys, tmp_path: Path, hospital: Path) -> Ite
     with TestClient(create_app(ctx)) as test_client:
         test_client.ctx = ctx  # type: ignore[attr-defined]
         yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -114,13 +83,3 @@ def live_server(bundle_path: Path, keys: Keys, tmp_path_factory: pytest.TempPath
     thread.join(timeout=10)
 
 
-def patient_request(hospital: Path, subject_id: int, prediction_time: Any, explain: int = 5) -> dict[str, Any]:
-    """A predict request body: the subject's events from the dataset up to the prediction time."""
-    events = pl.scan_parquet(hospital / S.DATA_DIR / "**" / "*.parquet").filter(
-        (pl.col(S.SUBJECT_ID) == subject_id)
-        & (pl.col(S.TIME).is_null() | (pl.col(S.TIME) <= prediction_time))).collect()
-    rows = [{"time": r[S.TIME].isoformat() if r[S.TIME] is not None else None, "code": r[S.CODE],
-             "numeric_value": r[S.NUMERIC_VALUE], "text_value": r[S.TEXT_VALUE]}
-            for r in events.iter_rows(named=True)]
-    return {"prediction_time": prediction_time.isoformat(), "subject_id": subject_id, "events": rows,
-            "explain": explain}

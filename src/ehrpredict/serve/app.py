@@ -196,14 +196,9 @@ def _score(ctx: ServeContext, model: ServedModel, patients: list[PatientRequest]
     batch = len(patients) > 1
     inputs, subjects = [], []
     for i, patient in enumerate(patients):
-        where = f"body.patients[{i}]" if batch else "body"
-        events, subject = request_events(patient, where)
-        inputs.append((events, patient.prediction_time, subject if batch else None))
+        events, subject = request_events(patient, f"body.patients[{i}]" if batch else "body")
+        inputs.append((events, patient.prediction_time, subject))
         subjects.append(subject)
-    if batch:  # a batch needs distinct ids inside one frame; patients without one get their position
-        used = {s for s in subjects if s is not None}
-        spare = (n for n in range(-1, -10**9, -1) if n not in used)
-        inputs = [(e, t, s if s is not None else next(spare)) for e, t, s in inputs]
     try:
         scores = model.score_many(inputs, explain=max(p.explain for p in patients))
     except InputError as exc:
