@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,13 @@ def described(bundle: Bundle, source: EventSource) -> EventSource:
     path = None if bundle.path is None else bundle.path / DESCRIPTIONS
     if path is None or not path.exists():
         return source
-    return _Described(source, pl.read_parquet(path))
+    return _Described(source, _descriptions(str(path), path.stat().st_mtime_ns))
+
+
+@lru_cache(maxsize=32)
+def _descriptions(path: str, mtime_ns: int) -> pl.DataFrame:
+    # Read once per file version: the service explains every request with the same bundle.
+    return pl.read_parquet(path)
 
 
 def explain_bundle_rows(bundle: Bundle, source: EventSource, rows: pl.DataFrame, k: int = 5,

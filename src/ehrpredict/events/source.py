@@ -206,18 +206,20 @@ def _as_events(frame: pl.DataFrame) -> pl.DataFrame:
         if nulls:
             row = int(frame.get_column(column).is_null().arg_true()[0])
             raise DataError(f"expected no null {column}, got {nulls} (first at row {row})")
-    casts = []
-    for column, dtype in S.EVENT_SCHEMA.items():
-        if column not in frame.columns:
-            casts.append(pl.lit(None, dtype).alias(column))
-            continue
-        try:
-            frame.select(pl.col(column).cast(dtype, strict=True))
-        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            raise SchemaError(f"expected column {column} of type {dtype}, got {frame.schema[column]} "
-                              f"that does not convert ({exc})") from exc
-        casts.append(pl.col(column).cast(dtype, strict=True))
-    events = frame.select(casts)
+    casts = [pl.col(column).cast(dtype, strict=True) if column in frame.columns else pl.lit(None, dtype).alias(column)
+             for column, dtype in S.EVENT_SCHEMA.items()]
+    try:  # one pass; only when it fails is each column tried alone, to name the one that does not convert
+        events = frame.select(casts)
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as first:
+        for column, dtype in S.EVENT_SCHEMA.items():
+            if column not in frame.columns:
+                continue
+            try:
+                frame.select(pl.col(column).cast(dtype, strict=True))
+            except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+                raise SchemaError(f"expected column {column} of type {dtype}, got {frame.schema[column]} "
+                                  f"that does not convert ({exc})") from exc
+        raise SchemaError(f"expected event columns that convert to the MEDS types, got: {first}") from first
     return events.sort([S.SUBJECT_ID, S.TIME], nulls_last=False, maintain_order=True)
 
 

@@ -147,10 +147,14 @@ def served(ctx: ServeContext, name: str) -> ServedModel:
 def request_events(patient: PatientRequest, where: str = "body") -> tuple[pl.DataFrame, int | None]:
     """The request's events as an event frame, and its subject id (the FHIR Patient's when none was given)."""
     if patient.events is not None:
-        rows = [e.model_dump() for e in patient.events]
-        frame = pl.DataFrame(rows, schema={S.TIME: pl.Datetime("us"), S.CODE: pl.String,
-                                           S.NUMERIC_VALUE: pl.Float64, S.TEXT_VALUE: pl.String,
-                                           S.HADM_ID: pl.Int64, S.STAY_ID: pl.Int64})
+        ev = patient.events  # column by column: a thousand model_dump() calls cost more than the scoring's I/O
+        frame = pl.DataFrame({
+            S.TIME: pl.Series([e.time for e in ev], dtype=pl.Datetime("us")),
+            S.CODE: pl.Series([e.code for e in ev], dtype=pl.String),
+            S.NUMERIC_VALUE: pl.Series([e.numeric_value for e in ev], dtype=pl.Float64),
+            S.TEXT_VALUE: pl.Series([e.text_value for e in ev], dtype=pl.String),
+            S.HADM_ID: pl.Series([e.hadm_id for e in ev], dtype=pl.Int64),
+            S.STAY_ID: pl.Series([e.stay_id for e in ev], dtype=pl.Int64)})
         return frame, patient.subject_id
     from ehrpredict.ingest.fhir import FhirInputError, events_from_bundle
 

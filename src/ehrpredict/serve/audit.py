@@ -63,6 +63,7 @@ class AuditLog:
         # NORMAL in WAL mode: a committed row survives a crash of the process; a power loss may lose the
         # last few, never corrupt the file.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")  # several worker processes may write at once
         self._db.execute(_SCHEMA)
 
     def record(self, r: AuditRecord) -> None:

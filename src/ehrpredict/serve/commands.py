@@ -25,39 +25,79 @@ def _need_serve_extra() -> None:
         raise ConfigError("expected the service's dependencies, got none: pip install 'ehrpredict[serve]'") from exc
 
 
-def _serve(args: argparse.Namespace) -> int:
-    _need_serve_extra()
-    import uvicorn
+CONFIG_ENV = "EHRPREDICT_SERVE_CONFIG"  # how --workers N hands the settings to its worker processes
 
-    from ehrpredict.serve.app import create_app
+
+def _context(config: dict[str, Any]) -> Any:
     from ehrpredict.serve.audit import AuditLog
     from ehrpredict.serve.auth import KeyStore, SessionSigner
     from ehrpredict.serve.context import ServeContext, ServeSettings, load_models
 
+    keys = KeyStore.read(config["keys"])
+    if not keys.entries:
+        raise ConfigError(f"expected at least one key in {config['keys']}, got none")
+    models = load_models([Path(p) for p in config["bundles"]])
+    settings = ServeSettings(max_body_bytes=config["max_body_mb"] * 1024 * 1024, rate_limit=config["rate_limit"],
+                             burst=max(1.0, config["rate_limit"] * 2), secure_cookies=config["secure_cookies"],
+                             public_url=config["public_url"])
+    signer = SessionSigner(bytes.fromhex(config["session_secret"]))
+    dataset = Path(config["dataset"]) if config["dataset"] else None
+    return ServeContext(models, keys, AuditLog(config["audit_db"]), signer, settings, dataset=dataset)
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process (uvicorn's factory when --workers > 1)."""
+    import json
+    import os
+
+    from ehrpredict.serve.app import create_app
+
+    return create_app(_context(json.loads(os.environ[CONFIG_ENV])))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _need_serve_extra()
+    import json
+    import os
+    import secrets
+
+    import uvicorn
+
+    from ehrpredict.serve.app import create_app
+
     if args.keys is None:
         raise ConfigError("expected --keys FILE: the service has no anonymous access (make a key with: ehrpredict "
                           "keys add keys.json --name NAME --scopes predict,read)")
-    keys = KeyStore.read(args.keys)
-    if not keys.entries:
-        raise ConfigError(f"expected at least one key in {args.keys}, got none")
     if args.dataset is not None and not (args.dataset / "data").is_dir():
         raise ConfigError(f"expected a MEDS dataset (with data/) for --dataset, got {args.dataset}")
+    if args.workers < 1:
+        raise ConfigError(f"expected --workers >= 1, got {args.workers}")
+    if args.session_secret_file is not None:
+        secret = args.session_secret_file.read_bytes().strip()
+        if len(secret) < 32:
+            raise ConfigError(f"expected a session secret of at least 32 bytes, got {len(secret)} "
+                              f"({args.session_secret_file})")
+    else:  # one random secret for all workers: a cookie signed by one is good in the others
+        secret = secrets.token_bytes(32)
+    config = {"bundles": [str(p) for p in args.bundles], "keys": str(args.keys), "audit_db": str(args.audit_db),
+              "dataset": str(args.dataset) if args.dataset else None, "max_body_mb": args.max_body_mb,
+              "rate_limit": args.rate_limit, "secure_cookies": args.secure_cookies, "public_url": args.public_url,
+              "session_secret": secret.hex()}
     print(f"loading {len(args.bundles)} bundle(s)...", file=sys.stderr)
-    models = load_models(list(args.bundles))
-    settings = ServeSettings(max_body_bytes=args.max_body_mb * 1024 * 1024, rate_limit=args.rate_limit,
-                             burst=max(1.0, args.rate_limit * 2), secure_cookies=args.secure_cookies,
-                             public_url=args.public_url)
-    ctx = ServeContext(models, keys, AuditLog(args.audit_db), SessionSigner.from_file(args.session_secret_file),
-                       settings, dataset=args.dataset)
-    app = create_app(ctx)
+    ctx = _context(config)  # loads and checks every bundle and the keys now: a broken one fails before serving
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for model in models.values():
+    for model in ctx.models.values():
         print(f"  {model.name} (version {model.version}, {model.bundle.task.label_type})", file=sys.stderr)
-    print(f"serving on http://{args.host}:{args.port} (API /v1, OpenAPI /openapi.json, dashboard /dashboard, "
-          f"audit log {args.audit_db})", file=sys.stderr)
+    print(f"serving on http://{args.host}:{args.port} with {args.workers} worker(s) (API /v1, OpenAPI /openapi.json, "
+          f"dashboard /dashboard, audit log {args.audit_db})", file=sys.stderr)
     # uvicorn's access log would print request paths (a patient page's path holds an id): ours logs
     # route templates instead (serve.middleware.Observe).
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    if args.workers == 1:
+        uvicorn.run(create_app(ctx), host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    else:
+        os.environ[CONFIG_ENV] = json.dumps(config)
+        uvicorn.run("ehrpredict.serve.commands:app_from_environment", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, access_log=False, log_level=args.log_level)
     return 0
 
 
@@ -99,6 +139,8 @@ def add_commands(sub: Any) -> None:
                        help=f"SQLite audit log of every prediction (default ./{DEFAULT_AUDIT})")
     serve.add_argument("--dataset", type=Path, default=None,
                        help="a MEDS dataset whose patients the dashboard's patient page can pick")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (each loads the bundles; rate limits and /metrics are per worker)")
     serve.add_argument("--max-body-mb", type=int, default=10, help="largest request body, in MiB (default 10)")
     serve.add_argument("--rate-limit", type=float, default=50.0,
                        help="requests per second per key on average, bursts of twice that (0: no limit; default 50)")

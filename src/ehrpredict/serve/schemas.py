@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ehrpredict import schema as S
+
 MAX_EVENTS = 100_000
 MAX_BATCH = 100
 MAX_CODE = 512
@@ -49,7 +51,7 @@ class PatientRequest(BaseModel):
     fhir: dict[str, Any] | None = Field(default=None, description="a FHIR R4 Bundle of one patient")
     explain: int = Field(default=5, ge=0, le=20, description="top factors up and down (0: none)")
 
-    _clock = field_validator("prediction_time")(wall_clock)
+    _clock = field_validator(S.PREDICTION_TIME)(wall_clock)
 
     @model_validator(mode="after")
     def _one_source(self) -> PatientRequest:

@@ -128,7 +128,7 @@ class ServedModel:
         for i, (events, when, _) in enumerate(patients):
             frames.append(_patient_events(events, when, i, prefix=f"patients[{i}]." if len(patients) > 1 else ""))
             rows.append((i, when))
-        events = pl.concat(frames) if frames else pl.DataFrame(schema=S.EVENT_SCHEMA)
+        events = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=S.EVENT_SCHEMA)
         source = InMemoryEvents(events, code_table=self.descriptions)
         labels = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, PREDICTION_TIME: pl.Datetime("us")}, orient="row")
         X = self.bundle.pipeline.features(source, labels)
@@ -178,8 +178,8 @@ def _patient_events(events: pl.DataFrame, when: datetime, subject_id: int, prefi
             raise InputError(f"{prefix}events[{row}].time",
                              f"expected events at or before the prediction time {when.isoformat()}, got "
                              f"{events.item(row, S.TIME)} ({int(late.sum())} events after it)")
-    frame = events.with_columns(pl.lit(subject_id, pl.Int64).alias(S.SUBJECT_ID))
-    return InMemoryEvents(frame).events
+    # Checked and put in MEDS order once, when the request's source is made (score_many).
+    return events.with_columns(pl.lit(subject_id, pl.Int64).alias(S.SUBJECT_ID))
 
 
 def _factors(frame: pl.DataFrame, subject_id: int) -> tuple[Factor, ...]:
