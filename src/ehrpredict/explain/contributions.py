@@ -85,7 +85,21 @@ def feature_names(featurizer: Any) -> tuple[str, ...]:
     if accessor is None:
         raise ConfigError(f"expected a featurizer that names its columns (get_feature_names_out), got "
                           f"{type(featurizer).__name__}")
-    return tuple(str(name) for name in accessor())
+    array = accessor()
+    # A fitted counts featurizer hands out the same array on every call; its tuple (tens of thousands of
+    # strings) is made once. The cache holds the array itself, so an id is never reused while cached.
+    cached = _NAMES.get(id(array))
+    if cached is not None and cached[0] is array:
+        return cached[1]
+    names = tuple(str(name) for name in array)
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.pop(next(iter(_NAMES)))
+    _NAMES[id(array)] = (array, names)
+    return names
+
+
+_NAMES: dict[int, tuple[Any, tuple[str, ...]]] = {}
+_NAMES_KEPT = 16
 
 
 def raw_values(featurizer: Any, X: Any) -> sp.csr_matrix:
@@ -184,8 +198,7 @@ def _fold_indicators(head: Any, values: sp.csr_matrix, width: int) -> sp.csr_mat
 def group_text_dimensions(c: Contributions) -> Contributions:
     """The text embedding's columns (``text_embedding_{i}``) replaced by one column, :data:`TEXT_FACTOR`,
     whose contribution is their sum (and which shows no value); other columns as they were."""
-    is_text = np.fromiter((name.startswith(EMBEDDING_PREFIX) for name in c.feature_names), bool,
-                          count=len(c.feature_names))
+    is_text = _text_mask(c.feature_names)
     if not is_text.any():
         return c
     keep = np.flatnonzero(~is_text)
@@ -194,6 +207,20 @@ def group_text_dimensions(c: Contributions) -> Contributions:
     raw = sp.hstack([c.raw_values[:, keep], sp.csr_matrix((c.n_rows, 1))], format="csr")
     names = (*(c.feature_names[i] for i in keep), TEXT_FACTOR)
     return Contributions(c.base, values, names, raw, c.scale)
+
+
+def _text_mask(names: tuple[str, ...]) -> np.ndarray:
+    cached = _MASKS.get(id(names))
+    if cached is not None and cached[0] is names:
+        return cached[1]
+    mask = np.fromiter((name.startswith(EMBEDDING_PREFIX) for name in names), bool, count=len(names))
+    if len(_MASKS) >= _NAMES_KEPT:
+        _MASKS.pop(next(iter(_MASKS)))
+    _MASKS[id(names)] = (names, mask)
+    return mask
+
+
+_MASKS: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
 
 
 def top_factors(c: Contributions, row: int, k: int = 5) -> TopFactors:

@@ -251,12 +251,14 @@ def _shard_triplets(reader: _Reader, windows: list[tuple[str, timedelta | None]]
     static features need (:meth:`_Static.times`; None without static features)."""
     triplets, times = [], []
     for known in reader.known(shard):
-        for long in _window_stats(known, windows):
-            # the inner join also drops the birth and visit-start events read for the static features only
-            keyed = long.with_columns(
-                pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
-            ).join(columns, on="_name", how="inner")
-            triplets.append(keyed.select(ROW_INDEX, "_column", pl.col("value").cast(pl.Float32)))
+        # One query per batch (every window's statistics, keyed to columns): planned and run once, which
+        # matters when a batch is one patient (the service) as much as when it is thousands.
+        keyed = [long.with_columns(
+            pl.concat_str([pl.col(S.CODE), pl.col(WINDOW), pl.col("stat")], separator="|").alias("_name")
+        ).join(columns.lazy(), on="_name", how="inner")  # the inner join also drops the birth and visit-start
+                 .select(ROW_INDEX, "_column", pl.col("value").cast(pl.Float32))  # events read for static features
+                 for long in _window_stats(known.lazy(), windows)]
+        triplets.append(pl.concat(keyed).collect())
         if reader.static is not None:
             times.append(reader.static.times(known))
     return (pl.concat(triplets) if triplets else None), (pl.concat(times) if times else None)
@@ -298,7 +300,7 @@ def _subject_batches(events: pl.DataFrame, rows: pl.DataFrame) -> Iterator[pl.Da
         yield group.select(S.SUBJECT_ID)
 
 
-def _window_stats(known: pl.DataFrame, windows: list[tuple[str, timedelta | None]]) -> list[pl.DataFrame]:
+def _window_stats(known: pl.LazyFrame, windows: list[tuple[str, timedelta | None]]) -> list[pl.LazyFrame]:
     out = []
     age = pl.col(PREDICTION_TIME) - pl.col(S.TIME)
     for name, length in windows:
