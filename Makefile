@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/bench_embed.py
 	$(BIN)/python bench/bench_benchmark.py
 	$(BIN)/python bench/bench_predict.py
+	$(BIN)/python bench/bench_serve.py --workers 2
 
 lint: setup
 	$(BIN)/ruff check src tests bench
