@@ -235,7 +235,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(ctx: ServeContext) -> FastAPI:
-    app = FastAPI(title="ehrpredict", version="0.1.0", responses=ERRORS,
+    # No /docs or /redoc: their pages load scripts from a CDN, which hospital networks (and this
+    # project's machines) cannot reach; /openapi.json is the schema.
+    app = FastAPI(title="ehrpredict", version="0.1.0", responses=ERRORS, docs_url=None, redoc_url=None,
                   description="Clinical risk predictions from kept ehrpredict bundles.")
     app.state.ctx = ctx
     _install_errors(app, ctx)
