@@ -66,8 +66,12 @@ echo "== explain: subject $subject"
 head -16 "$out/$name-explain.txt"
 echo "  (the whole card: $out/$name-explain.txt)"
 echo
+echo "== serve: the kept model over HTTP on loopback, one held-out patient posted"
+"$bin/python" scripts/serve_demo.py "$bundle" "$dataset" "$out/$name-predictions.parquet" "$out/$name-serve"
+echo
 echo "demo done. Dataset: $dataset"
 echo "data quality: $dataset/data_quality.json  (quarantined rows: $dataset/quarantine.parquet; kept rows with a recorded problem: $dataset/flagged.parquet)"
 echo "labels and cohort reports: $labels/"
 echo "benchmark report: $run/report.html  (data: $run/report.json)"
 echo "kept model: $bundle (MODEL_CARD.md, report/report.html); predictions: $out/$name-predictions.parquet; explanation: $out/$name-explain.html"
+echo "serve it yourself: $bin/ehrpredict serve $bundle --keys $out/$name-serve/keys.json --dataset $dataset  (then http://127.0.0.1:8000/dashboard/)"

@@ -27,8 +27,8 @@ from ehrpredict.bundle.model import Bundle
 from ehrpredict.errors import ConfigError, DataError
 from ehrpredict.events.cutoff import PREDICTION_TIME
 from ehrpredict.events.source import CODES_SCHEMA, EventSource, ShardRef
-from ehrpredict.explain.card import ExplanationCard, explain_rows
-from ehrpredict.explain.contributions import contributions, global_importance, top_factors
+from ehrpredict.explain.card import ExplanationCard, count_of, explain_rows
+from ehrpredict.explain.contributions import contributions, global_importance, name_index, top_factors
 from ehrpredict.explain.factors import FeatureName, describe_factor
 from ehrpredict.explain.occlusion import FittedTextModel, Occlusion, explain_occlusion
 from ehrpredict.text.serialize import describe_codes
@@ -133,13 +133,16 @@ def explanation_frame(bundle: Bundle, X: Any, rows: pl.DataFrame, source: EventS
     source = described(bundle, source)
     descriptions = describe_codes(codes, source.codes_of(codes) if isinstance(source, _Described) else source.codes())
     kinds = code_kinds(source.metadata())
+    index = name_index(c.feature_names)
     records = []
     for row, top in enumerate(tops):
         subject, when = rows.item(row, S.SUBJECT_ID), rows.item(row, PREDICTION_TIME)
         for direction, factors in (("up", top.up), ("down", top.down)):
             for rank, f in enumerate(factors, 1):
-                records.append((subject, when, direction, rank, f.feature,
-                                describe_factor(f.feature, f.value, descriptions, kinds), f.contribution, f.value))
+                # a value statistic of a code absent from the window reads "not measured", not 0
+                text = describe_factor(f.feature, f.value, descriptions, kinds,
+                                       count=count_of(c, index, row, f.feature))
+                records.append((subject, when, direction, rank, f.feature, text, f.contribution, f.value))
     schema: dict[str, Any] = {S.SUBJECT_ID: pl.Int64, PREDICTION_TIME: pl.Datetime("us"), "direction": pl.String,
                               "rank": pl.Int32,
               "feature": pl.String, "factor": pl.String, "contribution": pl.Float64, "value": pl.Float64}

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from ehrpredict import schema as S
 from ehrpredict.errors import ConfigError, SchemaError
 from ehrpredict.events.source import EventSource, as_source
-from ehrpredict.explain.contributions import LOG_ODDS, Contributions, Factor, contributions, top_factors
+from ehrpredict.explain.contributions import LOG_ODDS, Contributions, Factor, contributions, name_index, top_factors
 from ehrpredict.explain.excerpt import FactorEvents, factor_events
 from ehrpredict.explain.factors import COUNT, FeatureName, describe_factor
 from ehrpredict.features.combine import Concatenated, concatenate
@@ -204,11 +204,11 @@ def explain_rows(pipeline: FittedPipeline, source: EventSource | str | Path, lab
     descriptions = describe(codes)
     kinds = code_kinds(source.metadata())
     excerpts = factor_events(pipeline.featurizer, source, labels, features, describe, max_events)
-    index = {name: j for j, name in enumerate(c.feature_names)}
+    index = name_index(c.feature_names)
     cards = []
     for row, (top, excerpt) in enumerate(zip(tops, excerpts, strict=True)):
         def card_factor(f: Factor, row: int = row) -> CardFactor:
-            count = _count_of(c, index, row, f.feature)
+            count = count_of(c, index, row, f.feature)
             return CardFactor(f.feature, describe_factor(f.feature, f.value, descriptions, kinds, count),
                               f.contribution, f.value)
 
@@ -223,7 +223,7 @@ def explain_rows(pipeline: FittedPipeline, source: EventSource | str | Path, lab
     return cards
 
 
-def _count_of(c: Contributions, index: Mapping[str, int], row: int, feature: str) -> float | None:
+def count_of(c: Contributions, index: Mapping[str, int], row: int, feature: str) -> float | None:
     """The row's count of a value statistic's code in its window (None for other features, or when the
     featurizer has no such column), so that an absent value reads "not measured"."""
     parsed = FeatureName.parse(feature)

@@ -223,6 +223,21 @@ def _text_mask(names: tuple[str, ...]) -> np.ndarray:
 _MASKS: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
 
 
+def name_index(names: tuple[str, ...]) -> dict[str, int]:
+    """Feature name → column, made once per names tuple (as :func:`feature_names` hands out the same one)."""
+    cached = _INDEXES.get(id(names))
+    if cached is not None and cached[0] is names:
+        return cached[1]
+    index = {name: j for j, name in enumerate(names)}
+    if len(_INDEXES) >= _NAMES_KEPT:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[id(names)] = (names, index)
+    return index
+
+
+_INDEXES: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
+
+
 def top_factors(c: Contributions, row: int, k: int = 5) -> TopFactors:
     """The ``k`` largest positive and ``k`` largest negative contributions of one row (ties by name);
     features that contributed nothing are in neither."""
