@@ -220,3 +220,26 @@ def test_the_real_server_on_loopback_answers(live_server: str, keys: Keys, hospi
     assert response.status_code == 200
     assert response.json()["probability"] == float(row["predicted_boolean_probability"])
     assert httpx.get(live_server + "/openapi.json", timeout=30).json()["info"]["title"] == "ehrpredict"
+
+
+def test_an_internal_error_is_a_json_500_without_the_input_and_the_server_goes_on(
+        client: Any, keys: Keys, hospital: Path, predicted: pl.DataFrame, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from ehrpredict.serve.scoring import ServedModel
+
+    row = predicted.row(0, named=True)
+    body = patient_request(hospital, row[S.SUBJECT_ID], row[S.PREDICTION_TIME])
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"a bug that quotes {body['events'][0]['code']}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ServedModel, "score_many", broken)
+        from fastapi.testclient import TestClient
+
+        raising = TestClient(client.app, raise_server_exceptions=False)
+        with caplog.at_level(logging.ERROR):
+            error = _error(raising.post(PREDICT, json=body, headers=keys.header("predict")), 500, "internal")
+        assert body["events"][0]["code"] not in error["message"] + caplog.text
+        assert "RuntimeError" in caplog.text
+    assert client.post(PREDICT, json=body, headers=keys.header("predict")).status_code == 200

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, cast
@@ -45,6 +46,8 @@ from ehrpredict.serve.schemas import (
     UnknownCodesOut,
 )
 from ehrpredict.serve.scoring import InputError, PatientScore, ServedModel
+
+log = logging.getLogger("ehrpredict.serve")
 
 
 class HTTPProblem(Exception):
@@ -127,6 +130,13 @@ def _install_errors(app: FastAPI, ctx: ServeContext) -> None:
         message = "expected a JSON body" if malformed else "the request does not match the schema"
         return _problem_response(ctx, HTTPProblem(status, kind, message, fields))
 
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the caller's fault: logged with its type only (the message may quote the input), counted,
+        # answered as JSON; the worker goes on serving.
+        log.error("internal error on %s: %s", _route_of(request), type(exc).__name__)
+        return _problem_response(ctx, HTTPProblem(500, "internal", "an internal error; it has been logged"))
+
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return _problem_response(ctx, HTTPProblem(404, "not_found", f"no route {request.url.path}"))
@@ -134,6 +144,11 @@ def _install_errors(app: FastAPI, ctx: ServeContext) -> None:
     @app.exception_handler(405)
     async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
         return _problem_response(ctx, HTTPProblem(405, "method_not_allowed", f"{request.method} is not allowed here"))
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 def served(ctx: ServeContext, name: str) -> ServedModel:
