@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ehrpredict import schema as S
-from ehrpredict.serve.app import HTTPProblem, Predictor, audit_prediction, prediction_out, served
+from ehrpredict.serve.common import HTTPProblem, Predictor, audit_prediction, prediction_out, served
 from ehrpredict.serve.context import ServeContext
 from ehrpredict.serve.scoring import PatientScore, ServedModel
 
