@@ -110,7 +110,7 @@ def _curve_series(task: TaskResult, curve: str) -> list[Series]:
     return out
 
 
-def _curve_plots(task: TaskResult) -> list[str]:
+def curve_plots(task: TaskResult) -> list[str]:
     if not _curve_series(task, "roc"):
         return []
     held_out = task.splits.get("held_out")
@@ -159,7 +159,7 @@ def _subgroup_auroc(model: BinaryModelResult, attribute: str, value: str) -> Est
     return None if entry is None or entry.metrics is None else entry.metrics.auroc
 
 
-def _forest_plot(task: TaskResult, attribute: str) -> str:
+def forest_plot(task: TaskResult, attribute: str) -> str:
     """AUROC point and 95% CI whisker per subgroup value (rows) and model (dodged within a row)."""
     models = [(m, c) for m, c in _colored(task) if m.subgroups]
     rows: list[tuple[str, Sequence[Interval]]] = []
@@ -179,7 +179,7 @@ def _forest_plot(task: TaskResult, attribute: str) -> str:
                          "model; groups too small or single-class are left out. The dashed line is chance.", wide=True)
 
 
-def _legend(task: TaskResult) -> str:
+def legend(task: TaskResult) -> str:
     items = [f'<span><span class=swatch style="border-color:{c}"></span>{_name(m)}</span>' for m, c in _colored(task)]
     if task.oracle is not None and task.oracle.curves is not None:
         items.append(f'<span><span class=swatch style="border-color:{ORACLE_COLOR};border-top-style:dashed">'
@@ -340,7 +340,7 @@ def _few_shot_table(task: TaskResult) -> str:
     return f"{title}<table><tr><th>model</th>{head}</tr>{rows}</table>"
 
 
-def _subgroup_tables(task: TaskResult) -> str:
+def subgroup_tables(task: TaskResult) -> str:
     """AUROC with CI per subgroup value, one row per value, one column per model, and a forest plot each."""
     models = [m for m in _binary_models(task) if m.subgroups]
     if not models:
@@ -353,7 +353,7 @@ def _subgroup_tables(task: TaskResult) -> str:
             cells = "".join(f"<td>{_ci(_subgroup_auroc(m, attribute, value))}</td>" for m in models)
             rows.append(f"<tr><td>{escape(str(value))}</td><td>{entry.n}</td><td>{entry.positives}</td>{cells}</tr>")
         parts.append(f"<table><tr><th>{escape(attribute)}</th><th>n</th><th>positives</th>{head}</tr>"
-                     + "".join(rows) + "</table>" + _forest_plot(task, attribute))
+                     + "".join(rows) + "</table>" + forest_plot(task, attribute))
     return "<details><summary>subgroups</summary>" + "".join(parts) + "</details>"
 
 
@@ -361,12 +361,12 @@ def _subgroup_tables(task: TaskResult) -> str:
 
 
 def _binary_body(task: TaskResult) -> str:
-    plots = [*_curve_plots(task), _few_shot_plot(task)]
+    plots = [*curve_plots(task), _few_shot_plot(task)]
     figures = "".join(p for p in plots if p)
     if figures:
-        figures = f"{_legend(task)}<div class=plots>{figures}</div>"
+        figures = f"{legend(task)}<div class=plots>{figures}</div>"
     return (_binary_table(task) + _comparisons_table(task) + _text_notes(task.models) + figures
-            + _few_shot_table(task) + _subgroup_tables(task))
+            + _few_shot_table(task) + subgroup_tables(task))
 
 
 def _task_section(task: TaskResult) -> str:

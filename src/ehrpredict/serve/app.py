@@ -37,6 +37,7 @@ from ehrpredict.serve.common import (
     summary,
 )
 from ehrpredict.serve.context import ServeContext
+from ehrpredict.serve.dashboard import install_dashboard
 from ehrpredict.serve.login import install_login
 from ehrpredict.serve.middleware import BodyLimit, Observe
 from ehrpredict.serve.schemas import (
@@ -174,6 +175,7 @@ def create_app(ctx: ServeContext) -> FastAPI:
 
     install_cds(app, ctx)
     install_login(app, ctx)
+    install_dashboard(app, ctx)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, metrics=ctx.metrics)
     app.add_middleware(Observe, metrics=ctx.metrics)
     return app
