@@ -250,7 +250,7 @@ def risk_chart(points: list[tuple[datetime, float]], threshold: float | None) ->
 
     line = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in points)
     ticks = "".join(f'<line x1="{left}" x2="{w - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e4e4e4"/>'
-                    f'<text x="{left - 6}" y="{y(v) + 3:.1f}" text-anchor="end">{v:.1f}</text>'
+                    f'<text x="{left - 6}" y="{y(v) + 3:.1f}" text-anchor="end">{v:.2f}</text>'
                     for v in (0.0, 0.25, 0.5, 0.75, 1.0))
     mark = "" if threshold is None else (
         f'<line x1="{left}" x2="{w - right}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}" stroke="#b2182b" '
