@@ -118,9 +118,9 @@ def _code(ctx: _Ctx, concept: object, path: str, *, prefix: str | None = None) -
     """The ehrpredict code of a CodeableConcept: its own-system coding as is, else the first coding of a
     system in the table, else the first coding under a generic prefix (flagged), else ``prefix//text``."""
     codings = _codings(concept, path)
-    for system, code, _ in codings:
-        if system == Y.OWN_CODE_SYSTEM:
-            return code
+    own = _own(concept)
+    if own is not None:
+        return own
     for system, code, _ in codings:
         known_prefix, known = Y.prefix_of(system)
         if known:
@@ -135,9 +135,12 @@ def _code(ctx: _Ctx, concept: object, path: str, *, prefix: str | None = None) -
 
 
 def _own(concept: object) -> str | None:
-    for system, code, _ in _codings(concept, ""):
+    """The exact ehrpredict code of an exported concept: its own-system coding's display (the code
+    itself when the display is absent; see export)."""
+    for system, code, coding in _codings(concept, ""):
         if system == Y.OWN_CODE_SYSTEM:
-            return code
+            display = coding.get("display")
+            return str(display) if isinstance(display, str) else code
     return None
 
 
@@ -326,7 +329,10 @@ def _observation(ctx: _Ctx) -> None:
     r = ctx.resource
     start, end = _period(ctx, "effectivePeriod")
     time = _time(ctx, "issued") or _time(ctx, "effectiveDateTime") or _time(ctx, "effectiveInstant") or end
-    time = _require(time, "issued or effective[x]")
+    if time is None and _own(r.get("code")) is not None:
+        time = None  # an ehrpredict event without a time (static), as exported
+    else:
+        time = _require(time, "issued or effective[x]")
     components = r.get("component") if isinstance(r.get("component"), list) else []
     if not _has_value(r) and not components:
         if r.get("dataAbsentReason") is not None:
@@ -414,7 +420,7 @@ def _ed_vital(ctx: _Ctx, concept: object) -> str | None:
     return None
 
 
-def _emit_ed(ctx: _Ctx, name: str | None, r: Mapping[str, Any], path: str, time: datetime) -> None:
+def _emit_ed(ctx: _Ctx, name: str | None, r: Mapping[str, Any], path: str, time: datetime | None) -> None:
     """ED_TRIAGE//<vital> for a triage's observation, else ED_VITAL//<vital>; a number when the value
     is one (MIMIC writes pain and acuity as strings), else the text, as the CSV route's ED tables."""
     triage = any(reference_id(p, "Procedure") in ctx.index.triage_procedures for p in r.get("partOf") or ()) \

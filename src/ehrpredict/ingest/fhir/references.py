@@ -111,7 +111,10 @@ class Index:
 
     def encounter(self, resource: Mapping[str, Any]) -> EncounterInfo | None:
         for key in ("encounter", "context"):
-            rid = reference_id(resource.get(key), "Encounter")
+            ref = resource.get(key)
+            if isinstance(ref, Mapping) and isinstance(ref.get("encounter"), list) and ref["encounter"]:
+                ref = ref["encounter"][0]  # DocumentReference.context.encounter
+            rid = reference_id(ref, "Encounter")
             if rid is not None:
                 return self.encounters.get(rid)
         return None
