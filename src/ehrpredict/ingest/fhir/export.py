@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -249,11 +249,11 @@ def bundle_from_events(events: pl.DataFrame) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def export_fhir(dataset: str | Path, out_dir: str | Path, *, overwrite: bool = False,
-                validate: bool = True) -> dict[str, int]:
+def export_fhir(dataset: str | Path, out_dir: str | Path, *, overwrite: bool = False, validate: bool = True,
+                subjects: Collection[int] | None = None) -> dict[str, int]:
     """Write a MEDS dataset as FHIR R4 NDJSON, one file per resource type (``Patient.ndjson``, ...), one
-    shard at a time (a shard holds whole subjects). Each resource is validated against the R4B models
-    unless ``validate`` is False. Returns the number of resources written per type."""
+    shard at a time (a shard holds whole subjects); only ``subjects`` when given. Each resource is
+    validated against the R4B models unless ``validate`` is False. Returns the resources written per type."""
     dataset = Path(dataset)
     kinds = dataset_code_kinds(dataset)
     counts: dict[str, int] = {}
@@ -261,7 +261,10 @@ def export_fhir(dataset: str | Path, out_dir: str | Path, *, overwrite: bool = F
         handles: dict[str, Any] = {}
         try:
             for shard in shard_files(dataset):
-                for resource in resources_from_events(pl.read_parquet(shard), kinds):
+                events = pl.read_parquet(shard)
+                if subjects is not None:
+                    events = events.filter(pl.col(S.SUBJECT_ID).is_in(list(subjects)))
+                for resource in resources_from_events(events, kinds):
                     if validate:
                         validate_resource(resource)
                     kind = resource["resourceType"]

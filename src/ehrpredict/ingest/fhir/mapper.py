@@ -227,7 +227,12 @@ def _patient(ctx: _Ctx) -> None:
             raise FhirInputError("gender", f"one of {', '.join(GENDERS)}", repr(gender))
         ctx.emit(_join("GENDER", GENDERS[gender]), None, own_ids=none)
     death = _time(ctx, "deceasedDateTime")
-    if death is not None:
+    raw_death = r.get("deceasedDateTime")
+    if death is not None and isinstance(raw_death, str) and len(raw_death) == 10:
+        # A date alone (MIMIC's dod): an admission that ended in death that day has the exact time,
+        # which the CSV route takes from admissions.deathtime.
+        same_day = [t for t in ctx.index.deaths.get(str(r.get("id", "")), []) if t.date() == death.date()]
+        death = max(same_day) if same_day else death
         ctx.emit(S.DEATH_CODE, death, own_ids=none)
 
 
@@ -264,6 +269,10 @@ def _encounter(ctx: _Ctx) -> None:
         ctx.emit(_join(admit, _first_code(source)), start, own_ids=ids)
     if end is None:
         return
+    for t in types:  # MIMIC writes the admission's HCPCS codes as encounter types: billing, at the end
+        for system, code, _ in _codings(t, "type"):
+            if system == Y.MIMIC_CS + "mimic-hcpcs-cd":
+                ctx.emit(_join("HCPCS", code), end, own_ids=ids)
     disposition = hosp.get("dischargeDisposition")
     own_end = _own(disposition)
     end_text = disposition.get("text") if isinstance(disposition, Mapping) and own_end else None
@@ -439,18 +448,19 @@ def _emit_ed(ctx: _Ctx, name: str | None, r: Mapping[str, Any], path: str, time:
     ctx.emit(_join(prefix, name), time, numeric, text)
 
 
-def _medication_code(ctx: _Ctx, path_key: str) -> tuple[str | None, bool, object]:
+def _medication_code(ctx: _Ctx, path_key: str) -> tuple[list[str], bool, object]:
     """``(drug, is_mimic, concept)``: the drug's name (MIMIC's name coding, a referenced Medication's
     name, the text, else its first code) and whether it is coded in one of MIMIC's drug systems."""
     r = ctx.resource
     concept = r.get("medicationCodeableConcept")
     if concept is not None:
         systems = {s for s, _, _ in _codings(concept, path_key)}
-        return drug_name(concept), bool(systems & set(Y.MIMIC_DRUG_SYSTEMS)) or not systems, concept
+        name = drug_name(concept)
+        return [name] if name else [], bool(systems & set(Y.MIMIC_DRUG_SYSTEMS)) or not systems, concept
     rid = reference_id(r.get("medicationReference"), "Medication")
     if rid is None:
         raise FhirInputError("medication[x]", "medicationCodeableConcept or medicationReference", "neither")
-    return ctx.index.medications.get(rid, rid), True, None
+    return ctx.index.drug_names(rid), True, None
 
 
 def _medication_request(ctx: _Ctx) -> None:
@@ -460,8 +470,13 @@ def _medication_request(ctx: _Ctx) -> None:
     start = parse_time(validity.get("start")) if isinstance(validity, Mapping) else None
     time = _require(_latest(_time(ctx, "authoredOn"), start), "authoredOn")
     own = _own(concept)
-    code = own or (_join("MEDICATION", drug) if mimic else _code(ctx, concept, "medicationCodeableConcept"))
-    ctx.emit(code, time, text=_note_text(r) if own else _dose_text(r))
+    if own is not None:
+        ctx.emit(own, time, text=_note_text(r))
+    elif mimic:
+        for name in drug or [None]:
+            ctx.emit(_join("MEDICATION", name), time, text=_dose_text(r))
+    else:
+        ctx.emit(_code(ctx, concept, "medicationCodeableConcept"), time, text=_dose_text(r))
 
 
 def _dose_text(r: Mapping[str, Any]) -> str | None:
@@ -490,15 +505,15 @@ def _medication_administration(ctx: _Ctx) -> None:
     own = _own(concept)
     icu_item = next((c for s, c, _ in _codings(concept, "") if s == Y.MIMIC_CS + "mimic-medication-icu"), None)
     if own is None and icu_item is not None:
-        if start is not None:
-            ctx.emit(_join("INPUT_START", icu_item), start)
+        if start is not None or at is not None:
+            ctx.emit(_join("INPUT_START", icu_item), start or at)
         ctx.emit(_join("INPUT", icu_item, unit), _require(end or at, "effective[x]"), amount)
         return
     time = _require(at or end or start, "effective[x]")
     if own is not None:
         ctx.emit(own, time, amount, _note_text(r))
     elif mimic:
-        ctx.emit(_join("EMAR", drug, _first_code(dosage.get("method"))), time)
+        ctx.emit(_join("EMAR", drug[0] if drug else None, _first_code(dosage.get("method"))), time)
     else:
         ctx.emit(_code(ctx, concept, "medicationCodeableConcept"), time, amount)
 
@@ -512,13 +527,13 @@ def _medication_dispense(ctx: _Ctx) -> None:
     if own is not None:
         ctx.emit(own, time, text=_note_text(r))
     elif ctx.encounter is not None and ctx.encounter.kind == ED:
-        ctx.emit(_join("ED_PYXIS", drug), time)
+        ctx.emit(_join("ED_PYXIS", drug[0] if drug else None), time)
     elif mimic:
         dosage = r.get("dosageInstruction")
         first = dosage[0] if isinstance(dosage, list) and dosage and isinstance(dosage[0], Mapping) else {}
         timing = first.get("timing") if isinstance(first.get("timing"), Mapping) else {}
         text = " ".join(p for p in (_first_code(first.get("route")), _first_code(timing.get("code"))) if p)
-        ctx.emit(_join("PHARMACY", drug), time, text=text or None)
+        ctx.emit(_join("PHARMACY", drug[0] if drug else None), time, text=text or None)
     else:
         ctx.emit(_code(ctx, concept, "medicationCodeableConcept"), time)
 
@@ -534,7 +549,7 @@ def _medication_statement(ctx: _Ctx) -> None:
         ctx.emit(own, time, text=_note_text(r))
     elif ctx.encounter is not None and ctx.encounter.kind == ED:
         etc = next((c[2].get("display") for c in _codings(concept, "") if c[0] == Y.MIMIC_ETC), None)
-        ctx.emit(_join("ED_MEDRECON", drug), time, text=str(etc) if etc else None)
+        ctx.emit(_join("ED_MEDRECON", drug[0] if drug else None), time, text=str(etc) if etc else None)
     else:
         ctx.emit(_code(ctx, concept, "medicationCodeableConcept"), time)
 

@@ -79,21 +79,37 @@ class Index:
     locations: dict[str, str] = field(default_factory=dict)
     medications: dict[str, str] = field(default_factory=dict)
     triage_procedures: set[str] = field(default_factory=set)
+    mixes: dict[str, list[str]] = field(default_factory=dict)  # Medication id → its ingredients' ids
+    deaths: dict[str, list[datetime]] = field(default_factory=dict)  # Patient id → ends of fatal admissions
 
     def add(self, resource: Mapping[str, Any]) -> None:
         kind, rid = resource.get("resourceType"), str(resource.get("id", ""))
         if kind == "Patient":
             self.patients[rid] = patient_subject_id(resource)
         elif kind == "Encounter":
-            self.encounters[rid] = encounter_info(resource)
+            info = self.encounters[rid] = encounter_info(resource)
+            patient = reference_id(resource.get("subject"), "Patient")
+            if info.kind == HOSPITAL and info.end is not None and patient is not None and _died(resource):
+                self.deaths.setdefault(patient, []).append(info.end)
         elif kind == "Location" and isinstance(resource.get("name"), str):
             self.locations[rid] = resource["name"]
         elif kind == "Medication":
             name = drug_name(resource.get("code"), resource.get("identifier"))
-            if name:
+            ingredients = [reference_id(i.get("itemReference"), "Medication")
+                           for i in resource.get("ingredient") or () if isinstance(i, Mapping)]
+            if any(ingredients):
+                self.mixes[rid] = [i for i in ingredients if i]
+            elif name:
                 self.medications[rid] = name
         elif kind == "Procedure" and _is_triage(resource):
             self.triage_procedures.add(rid)
+
+    def drug_names(self, rid: str) -> list[str]:
+        """The names of a referenced Medication: one, or one per ingredient of a mix (as MIMIC's
+        prescriptions list each ingredient of a mixed infusion on its own row)."""
+        if rid in self.mixes:
+            return [self.medications.get(i, i) for i in self.mixes[rid]]
+        return [self.medications.get(rid, rid)]
 
     def subject(self, resource: Mapping[str, Any]) -> int:
         """The subject_id of a resource's ``subject`` (or ``patient``) reference."""
@@ -184,3 +200,10 @@ def _is_triage(resource: Mapping[str, Any]) -> bool:
     code = resource.get("code")
     codings = code.get("coding") or [] if isinstance(code, Mapping) else []
     return any(isinstance(c, Mapping) and (c.get("system"), c.get("code")) == Y.TRIAGE_PROCEDURE for c in codings)
+
+
+def _died(resource: Mapping[str, Any]) -> bool:
+    hosp = resource.get("hospitalization")
+    disposition = hosp.get("dischargeDisposition") if isinstance(hosp, Mapping) else None
+    codings = disposition.get("coding") or [] if isinstance(disposition, Mapping) else []
+    return any(isinstance(c, Mapping) and str(c.get("code", "")).upper() == "DIED" for c in codings)
