@@ -45,8 +45,11 @@ from ehrpredict.vocab.kinds import DEFAULT_CODE_KINDS, CodeKinds
 
 SEP = S.CODE_SEPARATOR
 GENDERS = {"F": "female", "M": "male", "O": "other", "U": "unknown"}
-VISITS = {HOSPITAL: ("HOSPITAL_ADMISSION", "HOSPITAL_DISCHARGE", "IMP"), ICU: ("ICU_ADMISSION", "ICU_DISCHARGE", "ACUTE"),
-          ED: ("ED_ARRIVAL", "ED_DISPOSITION", "EMER")}
+VISITS = {  # kind → (start code, end code, Encounter.class)
+    HOSPITAL: ("HOSPITAL_ADMISSION", "HOSPITAL_DISCHARGE", "IMP"),
+    ICU: ("ICU_ADMISSION", "ICU_DISCHARGE", "ACUTE"),
+    ED: ("ED_ARRIVAL", "ED_DISPOSITION", "EMER"),
+}
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 BIRTH_TIME = "http://hl7.org/fhir/StructureDefinition/patient-birthTime"
 Event = dict[str, Any]
@@ -191,8 +194,10 @@ class _Subject:
         numeric, text = _number(event[S.NUMERIC_VALUE]), _text(event[S.TEXT_VALUE])
         prefix = _prefix(code)
         base: dict[str, Any] = {"id": f"e-{self.subject_id}-{n}", "subject": self.patient_ref}
-        if event[S.STAY_ID] is not None:
-            encounter = {"reference": f"Encounter/{self.encounter_id(self.stay_kind[event[S.STAY_ID]], event[S.STAY_ID])}"}
+        stay = event[S.STAY_ID]
+        encounter: dict[str, str] | None
+        if stay is not None:
+            encounter = {"reference": f"Encounter/{self.encounter_id(self.stay_kind[stay], stay)}"}
         elif event[S.HADM_ID] is not None:
             encounter = {"reference": f"Encounter/hadm-{event[S.HADM_ID]}"}
         else:
@@ -238,7 +243,7 @@ def resources_from_events(events: pl.DataFrame, kinds: CodeKinds = DEFAULT_CODE_
     )
     frame = frame.sort([S.SUBJECT_ID, S.TIME], nulls_last=False, maintain_order=True)
     for (subject_id,), part in frame.partition_by(S.SUBJECT_ID, as_dict=True, maintain_order=True).items():
-        yield from _Subject(int(subject_id), part.to_dicts(), kinds).resources()  # type: ignore[arg-type]
+        yield from _Subject(int(subject_id), part.to_dicts(), kinds).resources()
 
 
 def bundle_from_events(events: pl.DataFrame) -> dict[str, Any]:

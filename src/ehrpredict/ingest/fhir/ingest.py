@@ -89,7 +89,9 @@ def discover(in_dir: Path) -> tuple[list[Path], list[str]]:
 
 
 def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile reads bytes
+    return open(path, "rb")
 
 
 def iter_resources(path: Path, name: str, wanted: tuple[str, ...] | None = None) -> Iterator[_Source]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +42,17 @@ from typing import Any
 from ehrpredict import schema as S
 from ehrpredict.ingest.fhir import systems as Y
 from ehrpredict.ingest.fhir.errors import FhirInputError
-from ehrpredict.ingest.fhir.references import ED, HOSPITAL, ICU, EncounterInfo, Index, drug_name, reference_id
+from ehrpredict.ingest.fhir.references import (
+    ED,
+    HOSPITAL,
+    ICU,
+    EncounterInfo,
+    Index,
+    drug_name,
+    items,
+    obj,
+    reference_id,
+)
 from ehrpredict.ingest.fhir.times import parse_time
 
 Row = tuple[int, datetime | None, str, float | None, str | None, int | None, int | None, str]
@@ -214,8 +225,8 @@ def _note_text(resource: Mapping[str, Any]) -> str | None:
 def _patient(ctx: _Ctx) -> None:
     r = ctx.resource
     birth = _time(ctx, "birthDate", start=True)
-    extras = r.get("_birthDate") if isinstance(r.get("_birthDate"), Mapping) else {}
-    for ext in extras.get("extension") or ():
+    extras = obj(r, "_birthDate")
+    for ext in items(extras, "extension"):
         if isinstance(ext, Mapping) and ext.get("url", "").endswith("patient-birthTime"):
             birth = parse_time(ext.get("valueDateTime")) or birth
     none: tuple[None, None] = (None, None)
@@ -251,9 +262,9 @@ def _encounter(ctx: _Ctx) -> None:
     if info.kind not in _VISIT_CODES or start is None:
         return  # a stay of unknown kind, or one without a start: only a target of references
     ids = (ctx.index.admission_of(info), info.ident if info.kind != HOSPITAL else None)
-    hosp = r.get("hospitalization") if isinstance(r.get("hospitalization"), Mapping) else {}
+    hosp = obj(r, "hospitalization")
     admit, discharge = _VISIT_CODES[info.kind]
-    types = r.get("type") if isinstance(r.get("type"), list) else []
+    types = items(r, "type")
     own_start = next((c for c in (_own(t) for t in types) if c), None)
     source = hosp.get("admitSource")
     source_text = source.get("text") if isinstance(source, Mapping) else None
@@ -336,17 +347,14 @@ def _procedure(ctx: _Ctx) -> None:
 
 def _observation(ctx: _Ctx) -> None:
     r = ctx.resource
-    start, end = _period(ctx, "effectivePeriod")
+    _start, end = _period(ctx, "effectivePeriod")
     time = _time(ctx, "issued") or _time(ctx, "effectiveDateTime") or _time(ctx, "effectiveInstant") or end
-    if time is None and _own(r.get("code")) is not None:
-        time = None  # an ehrpredict event without a time (static), as exported
-    else:
+    if time is not None or _own(r.get("code")) is None:  # an exported event may be static (no time)
         time = _require(time, "issued or effective[x]")
-    components = r.get("component") if isinstance(r.get("component"), list) else []
-    if not _has_value(r) and not components:
-        if r.get("dataAbsentReason") is not None:
-            ctx.out.flags.append((NO_VALUE_FLAG, "dataAbsentReason"))
-            return
+    components = items(r, "component")
+    if not _has_value(r) and not components and r.get("dataAbsentReason") is not None:
+        ctx.out.flags.append((NO_VALUE_FLAG, "dataAbsentReason"))
+        return
     ed_name = _ed_vital(ctx, r.get("code"))
     ed_components = any(isinstance(c, Mapping) and _ed_vital(ctx, c.get("code")) for c in components)
     if ed_components:  # a blood pressure panel of an ED stay: its parts are the CSV's sbp and dbp
@@ -432,19 +440,16 @@ def _ed_vital(ctx: _Ctx, concept: object) -> str | None:
 def _emit_ed(ctx: _Ctx, name: str | None, r: Mapping[str, Any], path: str, time: datetime | None) -> None:
     """ED_TRIAGE//<vital> for a triage's observation, else ED_VITAL//<vital>; a number when the value
     is one (MIMIC writes pain and acuity as strings), else the text, as the CSV route's ED tables."""
-    triage = any(reference_id(p, "Procedure") in ctx.index.triage_procedures for p in r.get("partOf") or ()) \
-        or ctx.resource is not r and any(reference_id(p, "Procedure") in ctx.index.triage_procedures
-                                         for p in ctx.resource.get("partOf") or ())
+    parts = [*(r.get("partOf") or ()), *(ctx.resource.get("partOf") or ())]
+    triage = any(reference_id(p, "Procedure") in ctx.index.triage_procedures for p in parts)
     prefix = "ED_TRIAGE" if triage or name in ("acuity", "chiefcomplaint") else "ED_VITAL"
     numeric, text, _ = _value(r, f"{path}." if path else "")
     if name == "chiefcomplaint":
         ctx.emit(prefix, time, text=text)
         return
     if text is not None:
-        try:
+        with contextlib.suppress(ValueError):
             numeric, text = float(text), None
-        except ValueError:
-            pass
     ctx.emit(_join(prefix, name), time, numeric, text)
 
 
@@ -466,14 +471,15 @@ def _medication_code(ctx: _Ctx, path_key: str) -> tuple[list[str], bool, object]
 def _medication_request(ctx: _Ctx) -> None:
     r = ctx.resource
     drug, mimic, concept = _medication_code(ctx, "medicationCodeableConcept")
-    validity = (r.get("dispenseRequest") or {}).get("validityPeriod") if isinstance(r.get("dispenseRequest"), Mapping) else None
+    dispense = r.get("dispenseRequest")
+    validity = dispense.get("validityPeriod") if isinstance(dispense, Mapping) else None
     start = parse_time(validity.get("start")) if isinstance(validity, Mapping) else None
     time = _require(_latest(_time(ctx, "authoredOn"), start), "authoredOn")
     own = _own(concept)
     if own is not None:
         ctx.emit(own, time, text=_note_text(r))
     elif mimic:
-        for name in drug or [None]:
+        for name in drug or [""]:
             ctx.emit(_join("MEDICATION", name), time, text=_dose_text(r))
     else:
         ctx.emit(_code(ctx, concept, "medicationCodeableConcept"), time, text=_dose_text(r))
@@ -498,8 +504,8 @@ def _medication_administration(ctx: _Ctx) -> None:
     drug, mimic, concept = _medication_code(ctx, "medicationCodeableConcept")
     start, end = _period(ctx, "effectivePeriod")
     at = _time(ctx, "effectiveDateTime")
-    dosage = r.get("dosage") if isinstance(r.get("dosage"), Mapping) else {}
-    dose = dosage.get("dose") if isinstance(dosage.get("dose"), Mapping) else {}
+    dosage = obj(r, "dosage")
+    dose = obj(dosage, "dose")
     amount = _number(dose["value"], "dosage.dose.value") if "value" in dose else None
     unit = dose.get("unit") or dose.get("code")
     own = _own(concept)
@@ -531,7 +537,7 @@ def _medication_dispense(ctx: _Ctx) -> None:
     elif mimic:
         dosage = r.get("dosageInstruction")
         first = dosage[0] if isinstance(dosage, list) and dosage and isinstance(dosage[0], Mapping) else {}
-        timing = first.get("timing") if isinstance(first.get("timing"), Mapping) else {}
+        timing = obj(first, "timing")
         text = " ".join(p for p in (_first_code(first.get("route")), _first_code(timing.get("code"))) if p)
         ctx.emit(_join("PHARMACY", drug[0] if drug else None), time, text=text or None)
     else:
@@ -573,11 +579,11 @@ def _note_code(ctx: _Ctx, concept: object, path: str) -> str:
 
 def _document_reference(ctx: _Ctx) -> None:
     r = ctx.resource
-    contents = r.get("content") if isinstance(r.get("content"), list) else []
+    contents = items(r, "content")
     texts = [_attachment_text(c.get("attachment"), f"content[{i}].attachment")
              for i, c in enumerate(contents) if isinstance(c, Mapping)]
-    context = r.get("context") if isinstance(r.get("context"), Mapping) else {}
-    period = context.get("period") if isinstance(context.get("period"), Mapping) else {}
+    context = obj(r, "context")
+    period = obj(context, "period")
     time = _require(_time(ctx, "date") or parse_time(period.get("end")), "date")
     text = "\n".join(t for t in texts if t) or None
     ctx.emit(_note_code(ctx, r.get("type"), "type"), time, text=text)
@@ -585,7 +591,7 @@ def _document_reference(ctx: _Ctx) -> None:
 
 def _diagnostic_report(ctx: _Ctx) -> None:
     r = ctx.resource
-    forms = r.get("presentedForm") if isinstance(r.get("presentedForm"), list) else []
+    forms = items(r, "presentedForm")
     texts = [_attachment_text(f, f"presentedForm[{i}]") for i, f in enumerate(forms)]
     text = "\n".join(t for t in texts if t) or r.get("conclusion")
     _start, end = _period(ctx, "effectivePeriod")

@@ -28,6 +28,18 @@ from ehrpredict.ingest.fhir.times import parse_time
 HOSPITAL, ICU, ED, STAY = "hospital", "icu", "ed", "stay"
 
 
+def obj(resource: object, key: str) -> Mapping[str, Any]:
+    """``resource[key]`` when it is a JSON object, else an empty one (R4 validation has checked shapes)."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(resource: object, key: str) -> list[Any]:
+    """``resource[key]`` when it is a JSON list, else an empty one."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return value if isinstance(value, list) else []
+
+
 def hashed_id(text: str) -> int:
     """A deterministic non-negative integer id for a resource id without a numeric identifier.
 
@@ -164,7 +176,7 @@ def encounter_kind(resource: Mapping[str, Any]) -> tuple[str, int]:
         ident = identifier_in(resource, wanted)
         if ident is not None:
             return kind, ident
-    ident = identifier_in(resource, tuple(i.get("system") for i in resource.get("identifier") or ()
+    ident = identifier_in(resource, tuple(str(i.get("system")) for i in items(resource, "identifier")
                                           if isinstance(i, Mapping)))
     ident = ident if ident is not None else hashed_id(str(resource.get("id", "")))
     klass = resource.get("class")
@@ -174,7 +186,7 @@ def encounter_kind(resource: Mapping[str, Any]) -> tuple[str, int]:
 
 def encounter_info(resource: Mapping[str, Any]) -> EncounterInfo:
     kind, ident = encounter_kind(resource)
-    period = resource.get("period") if isinstance(resource.get("period"), Mapping) else {}
+    period = obj(resource, "period")
     return EncounterInfo(kind, ident, reference_id(resource.get("partOf"), "Encounter"),
                          parse_time(period.get("start")), parse_time(period.get("end")))
 
