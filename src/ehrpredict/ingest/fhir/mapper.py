@@ -227,7 +227,7 @@ def _patient(ctx: _Ctx) -> None:
     birth = _time(ctx, "birthDate", start=True)
     extras = obj(r, "_birthDate")
     for ext in items(extras, "extension"):
-        if isinstance(ext, Mapping) and ext.get("url", "").endswith("patient-birthTime"):
+        if isinstance(ext, Mapping) and str(ext.get("url", "")).endswith("patient-birthTime"):
             birth = parse_time(ext.get("valueDateTime")) or birth
     none: tuple[None, None] = (None, None)
     if birth is not None:
@@ -244,6 +244,7 @@ def _patient(ctx: _Ctx) -> None:
         # which the CSV route takes from admissions.deathtime.
         same_day = [t for t in ctx.index.deaths.get(str(r.get("id", "")), []) if t.date() == death.date()]
         death = max(same_day) if same_day else death
+    if death is not None:
         ctx.emit(S.DEATH_CODE, death, own_ids=none)
 
 
