@@ -163,12 +163,16 @@ class _Subject:
             "subject": self.patient_ref,
         }
         start = self._visit_event(kind, ident, 0, used)
+        if kind != HOSPITAL:  # the admission a stay is part of: its start event's, else its first record's
+            linked = [self.events[start]] if start is not None else []
+            linked += [e for e in self.events if e[S.STAY_ID] == ident and e[S.HADM_ID] is not None]
+            hadm = next((e[S.HADM_ID] for e in linked if e[S.HADM_ID] is not None), None)
+            if hadm is not None:
+                encounter["partOf"] = {"reference": f"Encounter/hadm-{hadm}"}
         if start is None:
             return encounter
         used.add(start)
         first = self.events[start]
-        if kind != HOSPITAL and first[S.HADM_ID] is not None:
-            encounter["partOf"] = {"reference": f"Encounter/hadm-{first[S.HADM_ID]}"}
         encounter["type"] = [_concept(first[S.CODE])]
         encounter["period"] = {"start": format_time(first[S.TIME])}
         hospitalization: dict[str, Any] = {}
