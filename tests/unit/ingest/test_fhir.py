@@ -57,7 +57,8 @@ ED_STAY = {"resourceType": "Encounter", "id": "enc-ed", "status": "finished", "s
                "admitSource": {"coding": [{"system": MIMIC_CS + "mimic-admit-source", "code": "AMBULANCE"}]},
                "dischargeDisposition": {"coding": [{"system": MIMIC_CS + "mimic-discharge-disposition",
                                                     "code": "ADMITTED"}]}}}
-CONDITION = {"resourceType": "Condition", "id": "cond-1", "subject": SUBJECT, "encounter": {"reference": "Encounter/enc-h"},
+CONDITION = {"resourceType": "Condition", "id": "cond-1", "subject": SUBJECT,
+             "encounter": {"reference": "Encounter/enc-h"},
              "code": {"coding": [{"system": MIMIC_CS + "mimic-diagnosis-icd10", "code": "I509"}]}}
 OUTPUT = {"resourceType": "Observation", "id": "obs-1", "status": "final", "subject": SUBJECT,
           "encounter": {"reference": "Encounter/enc-icu"},
