@@ -47,6 +47,26 @@ def _ingest_meds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_fhir(args: argparse.Namespace) -> int:
+    from ehrpredict.ingest.fhir import ingest_fhir
+
+    start = time.perf_counter()
+    result = ingest_fhir(args.in_dir, args.out_dir, seed=args.seed, overwrite=args.overwrite)
+    _print_ingest_summary(result, time.perf_counter() - start, args.quiet)
+    return 0
+
+
+def _export_fhir(args: argparse.Namespace) -> int:
+    from ehrpredict.ingest.fhir import export_fhir
+
+    start = time.perf_counter()
+    counts = export_fhir(args.dataset, args.out_dir, overwrite=args.overwrite)
+    written = ", ".join(f"{kind} {n:,}" for kind, n in counts.items())
+    print(f"wrote {args.out_dir}: FHIR R4 NDJSON, one file per resource type ({written}; "
+          f"{time.perf_counter() - start:.1f} s)\n  next: ehrpredict ingest fhir {args.out_dir} MEDS_DIR")
+    return 0
+
+
 def _print_ingest_summary(result: object, seconds: float, quiet: bool) -> None:
     from ehrpredict import schema as S
     from ehrpredict.ingest.mimic4 import IngestResult
@@ -344,10 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     meds_in.add_argument("in_dir", type=Path)
     meds_in.add_argument("out_dir", type=Path)
     meds_in.set_defaults(handler=_ingest_meds)
-    for p in (mimic, meds_in):
+    fhir_in = sources.add_parser("fhir", help="FHIR R4 bulk-export NDJSON (.ndjson, .ndjson.gz) and/or JSON Bundles")
+    fhir_in.add_argument("in_dir", type=Path, help="directory (or one file) of FHIR R4 resources")
+    fhir_in.add_argument("out_dir", type=Path, help="where the MEDS dataset is written")
+    fhir_in.set_defaults(handler=_ingest_fhir)
+    for p in (mimic, meds_in, fhir_in):
         p.add_argument("--seed", type=int, default=0, help="seed of the train/tuning/held_out split")
         p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
         p.add_argument("--quiet", action="store_true", help="no progress display or table summary")
+
+    export = sub.add_parser("export", help="write a MEDS dataset in another format")
+    targets = export.add_subparsers(dest="target")
+    fhir_out = targets.add_parser("fhir", help="FHIR R4 NDJSON, one file per resource type (valid R4 resources)")
+    fhir_out.add_argument("dataset", type=Path, help="a MEDS dataset (from ehrpredict ingest)")
+    fhir_out.add_argument("out_dir", type=Path, help="where the NDJSON files are written")
+    fhir_out.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    fhir_out.set_defaults(handler=_export_fhir)
+    export.set_defaults(usage_of=export)
 
     synth = sub.add_parser("synth", help="write a synthetic hospital as raw MIMIC-IV tables (with an oracle)")
     synth.add_argument("out_dir", type=Path, help="where hosp/, icu/, ed/, note/ and oracle/ are written")
