@@ -155,7 +155,8 @@ def round_trip(dataset: Path, out: Path, subjects: list[int] | None = None) -> t
     # FHIR has no empty string: an empty text value is not carried (comes back null)
     original = original.with_columns(pl.col(S.TEXT_VALUE).replace("", None))
     back = pl.read_parquet(out / "back" / S.DATA_DIR)
-    return original.select(COMPARED).sort(COMPARED, nulls_last=False), back.select(COMPARED).sort(COMPARED, nulls_last=False)
+    return (original.select(COMPARED).sort(COMPARED, nulls_last=False),
+            back.select(COMPARED).sort(COMPARED, nulls_last=False))
 
 
 def test_round_trip_of_the_csv_demo(demo_dataset: Path, tmp_path: Path) -> None:
