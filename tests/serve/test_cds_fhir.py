@@ -67,23 +67,22 @@ def test_cds_discovery_lists_a_patient_view_service_per_model(client: Any, keys:
 
 
 def _hook_request(bundle: dict[str, Any], patient_id: str, when: Any) -> dict[str, Any]:
-    """A patient-view request as an EHR sends it: the prefetch keys of the discovery answer, each a
-    resource or a searchset Bundle."""
+    """A patient-view request as an EHR sends it: the discovery answer's prefetch keys, each filled with
+    the resources its template asks for (a resource, or a searchset Bundle)."""
+    from ehrpredict.serve.cds import PREFETCH
+
     resources = [e["resource"] for e in bundle["entry"]]
-    patient = next(r for r in resources if r["resourceType"] == "Patient")
-
-    def search(kind: str) -> dict[str, Any]:
-        found = [{"resource": r} for r in resources if r["resourceType"] == kind]
-        return {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": found}
-
-    prefetch: dict[str, Any] = {"patient": patient}
-    for key, kind in (("encounters", "Encounter"), ("conditions", "Condition"), ("observations", "Observation"),
-                      ("medications", "MedicationRequest"), ("administrations", "MedicationAdministration"),
-                      ("procedures", "Procedure")):
-        prefetch[key] = search(kind)
-    covered = {"Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "MedicationAdministration",
-               "Procedure"}
-    assert {r["resourceType"] for r in resources} <= covered, "the prefetch templates must cover the resources"
+    prefetch: dict[str, Any] = {}
+    for key, template in PREFETCH.items():
+        kind = template.split("?")[0].split("/")[0]
+        found = [r for r in resources if r["resourceType"] == kind]
+        if template.startswith("Patient/"):
+            prefetch[key] = found[0]
+        else:
+            prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                             "entry": [{"resource": r} for r in found]}
+    asked = {t.split("?")[0].split("/")[0] for t in PREFETCH.values()}
+    assert {r["resourceType"] for r in resources} <= asked, "the prefetch templates must cover every resource"
     return {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "hook": "patient-view",
             "context": {"userId": "Practitioner/123", "patientId": patient_id}, "prefetch": prefetch,
             "extension": {"org.ehrpredict.prediction_time": when.isoformat()}}
@@ -91,17 +90,22 @@ def _hook_request(bundle: dict[str, Any], patient_id: str, when: Any) -> dict[st
 
 def test_patient_view_answers_with_a_card_of_the_patients_risk(client: Any, hospital: Path, keys: Keys,
                                                                rows: pl.DataFrame) -> None:
-    row = rows.row(0, named=True)
-    when = row[S.PREDICTION_TIME]
-    bundle = _fhir_bundle(hospital, row[S.SUBJECT_ID], when)
-    patient_id = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    response = client.post(f"/cds-services/{SERVICE}", json=_hook_request(bundle, patient_id, when),
-                           headers=keys.header("predict"))
-    assert response.status_code == 200, response.text
-    (card,) = response.json()["cards"]
-    probability = float(row["predicted_boolean_probability"])
-    assert card["summary"].startswith(f"{TASK}: risk {probability:.0%}")
+    with_notes = 0
+    for row in rows.iter_rows(named=True):
+        when = row[S.PREDICTION_TIME]
+        bundle = _fhir_bundle(hospital, row[S.SUBJECT_ID], when)
+        with_notes += any(e["resource"]["resourceType"] == "DocumentReference" for e in bundle["entry"])
+        patient_id = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+        response = client.post(f"/cds-services/{SERVICE}", json=_hook_request(bundle, patient_id, when),
+                               headers=keys.header("predict"))
+        assert response.status_code == 200, response.text
+        (card,) = response.json()["cards"]
+        probability = float(row["predicted_boolean_probability"])
+        assert card["summary"].startswith(f"{TASK}: risk {probability:.0%}"), (card["summary"], probability)
+        assert card["extension"]["org.ehrpredict.probability"] == probability  # exact: the dataset route's
+    assert with_notes > 0  # notes are features: a prefetch without them would change the risk
     assert len(card["summary"]) <= 140
+    assert "topic" not in card["source"]  # absent fields are left out, not null
     assert card["indicator"] == ("warning" if row["predicted_boolean_value"] else "info")
     assert card["source"]["label"] == f"ehrpredict {MODEL}"
     assert f"/dashboard/patients/{row[S.SUBJECT_ID]}?model={MODEL}" in card["links"][0]["url"]

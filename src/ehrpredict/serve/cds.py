@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ehrpredict import schema as S
+from ehrpredict.ingest.fhir.mapper import MAPPED_TYPES
 from ehrpredict.serve.common import HTTPProblem, Predictor, audit_prediction, prediction_out, served
 from ehrpredict.serve.context import ServeContext
 from ehrpredict.serve.scoring import PatientScore, ServedModel
@@ -31,15 +32,21 @@ from ehrpredict.serve.scoring import PatientScore, ServedModel
 HOOK = "patient-view"
 SERVICE_PREFIX = "ehrpredict-"
 TIME_EXTENSION = "org.ehrpredict.prediction_time"
-PREFETCH = {
-    "patient": "Patient/{{context.patientId}}",
-    "encounters": "Encounter?patient={{context.patientId}}",
-    "conditions": "Condition?patient={{context.patientId}}",
-    "observations": "Observation?patient={{context.patientId}}",
-    "medications": "MedicationRequest?patient={{context.patientId}}",
-    "administrations": "MedicationAdministration?patient={{context.patientId}}",
-    "procedures": "Procedure?patient={{context.patientId}}",
-}
+
+
+def _prefetch() -> dict[str, str]:
+    """One template per resource type the FHIR mapper reads (a type left out would silently change the
+    score: notes, for one, are features), medications included where orders reference them."""
+    templates = {"patient": "Patient/{{context.patientId}}"}
+    for kind in MAPPED_TYPES:
+        if kind == "Patient":
+            continue
+        include = f"&_include={kind}:medication" if kind.startswith("Medication") else ""
+        templates[kind[0].lower() + kind[1:]] = f"{kind}?patient={{{{context.patientId}}}}{include}"
+    return templates
+
+
+PREFETCH = _prefetch()
 
 
 class CdsService(BaseModel):
@@ -83,6 +90,7 @@ class CdsCard(BaseModel):
     detail: str
     source: CdsSource
     links: list[CdsLink] = Field(default_factory=list)
+    extension: dict[str, Any] | None = None  # the exact numbers, for systems that act on them
 
 
 class CdsResponse(BaseModel):
@@ -144,7 +152,11 @@ def _card(model: ServedModel, score: PatientScore, dropped: int, link: str) -> C
     lines.append(f"Model {model.name}, version {model.version}.")
     return CdsCard(uuid=str(uuid.uuid4()), summary=summary[:140], indicator=indicator, detail="\n".join(lines),
                    source=CdsSource(label=f"ehrpredict {model.name}"),
-                   links=[CdsLink(label="Open in the ehrpredict dashboard", url=link)])
+                   links=[CdsLink(label="Open in the ehrpredict dashboard", url=link)],
+                   extension={"org.ehrpredict.probability": score.probability,
+                              "org.ehrpredict.decision": score.decision,
+                              "org.ehrpredict.prediction": score.prediction,
+                              "org.ehrpredict.model_version": model.version})
 
 
 def install_cds(app: FastAPI, ctx: ServeContext) -> None:
@@ -156,7 +168,8 @@ def install_cds(app: FastAPI, ctx: ServeContext) -> None:
                        description=m.bundle.task.description or f"{m.bundle.task.name} ({m.name})",
                        prefetch=PREFETCH) for m in ctx.models.values()])
 
-    @app.post("/cds-services/{service}", response_model=CdsResponse, tags=["cds-hooks"])
+    @app.post("/cds-services/{service}", response_model=CdsResponse, response_model_exclude_none=True,
+              tags=["cds-hooks"])
     async def hook(service: str, body: CdsRequest, request: Request,
                    who: Predictor) -> CdsResponse:
         from starlette.concurrency import run_in_threadpool
