@@ -77,8 +77,10 @@ def training_descriptions(source: EventSource, codes: set[str]) -> pl.DataFrame:
 
 
 def described(bundle: Bundle, source: EventSource) -> EventSource:
+    """``source`` with its code dictionary completed by the bundle's training descriptions (once: a source
+    already completed is returned as it is)."""
     path = None if bundle.path is None else bundle.path / DESCRIPTIONS
-    if path is None or not path.exists():
+    if path is None or not path.exists() or isinstance(source, _Described):
         return source
     return _Described(source, _descriptions(str(path), path.stat().st_mtime_ns))
 

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from ehrpredict import schema as S
-from ehrpredict.bundle.explain import DESCRIPTIONS, explanation_frame
+from ehrpredict.bundle.explain import described, explanation_frame
 from ehrpredict.bundle.model import Bundle, load_bundle
 from ehrpredict.errors import DataError
 from ehrpredict.events.cutoff import PREDICTION_TIME
@@ -84,20 +84,16 @@ class PatientScore:
 
 @dataclass
 class ServedModel:
-    """A bundle loaded once for serving, with what each request needs kept in memory: its code
-    descriptions (for readable factors) and the set of codes it was trained on."""
+    """A bundle loaded once for serving, with the set of codes it was trained on (for the unknown-codes
+    report). Its training descriptions are read once too (:func:`~ehrpredict.bundle.explain.described`)."""
 
     bundle: Bundle
-    descriptions: pl.DataFrame | None
     known_codes: pl.Series
 
     @classmethod
     def load(cls, path: str | Path) -> ServedModel:
         bundle = load_bundle(path)
-        root = Path(path)
-        descriptions = pl.read_parquet(root / DESCRIPTIONS) if (root / DESCRIPTIONS).exists() else None
-        known = bundle.training_codes.get_column(S.CODE).cast(pl.String)
-        return cls(bundle, descriptions, known)
+        return cls(bundle, bundle.training_codes.get_column(S.CODE).cast(pl.String))
 
     @property
     def name(self) -> str:
@@ -129,7 +125,9 @@ class ServedModel:
             frames.append(_patient_events(events, when, i, prefix=f"patients[{i}]." if len(patients) > 1 else ""))
             rows.append((i, when))
         events = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=S.EVENT_SCHEMA)
-        source = InMemoryEvents(events, code_table=self.descriptions)
+        # The bundle's training descriptions are the request's code dictionary (for a text model's text
+        # and readable factors), completed once here rather than merged again per explanation.
+        source = described(self.bundle, InMemoryEvents(events))
         labels = pl.DataFrame(rows, schema={S.SUBJECT_ID: pl.Int64, PREDICTION_TIME: pl.Datetime("us")}, orient="row")
         X = self.bundle.pipeline.features(source, labels)
         scores = self.bundle.score_features(X)
